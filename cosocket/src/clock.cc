@@ -1,0 +1,36 @@
+#include "clock.h"
+
+#include <sys/time.h>
+
+namespace cosocket {
+namespace {
+
+long g_sec = 0;
+long g_msec = 0;
+bool g_valid = false;
+
+void ensure_valid() {
+  if (!g_valid) clock_update();
+}
+
+}  // namespace
+
+void clock_update() {
+  struct timeval tv;
+  gettimeofday(&tv, nullptr);
+  g_sec = static_cast<long>(tv.tv_sec);
+  g_msec = static_cast<long>(tv.tv_usec / 1000);
+  g_valid = true;
+}
+
+double clock_now() {
+  ensure_valid();
+  return static_cast<double>(g_sec) + static_cast<double>(g_msec) / 1000.0;
+}
+
+long clock_time() {
+  ensure_valid();
+  return g_sec;
+}
+
+}  // namespace cosocket

@@ -1,0 +1,301 @@
+// The ngx table: light threads, sleep, timers, sockets, exit, config, worker; plus the
+// private primitives the Lua prelude builds on (park/wake, the yield sentinel).
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "clock.h"
+#include "embedded_lua.h"
+#include "ngx_re.h"
+#include "ngx_util.h"
+#include "runtime.h"
+#include "sockets.h"
+
+#ifndef COSOCKET_VERSION
+#define COSOCKET_VERSION "0.0.0"
+#endif
+
+namespace cosocket {
+
+int yield_op(lua_State* L) {
+  lua_pushlightuserdata(L, &kYieldSentinel);
+  return lua_yield(L, 1);
+}
+
+namespace {
+
+LuaThread* current_or_error(lua_State* L) {
+  LuaThread* cur = runtime().sched().current();
+  if (!cur) luaL_error(L, "no running light thread");
+  return cur;
+}
+
+int l_sleep(lua_State* L) {
+  if (lua_gettop(L) != 1) return luaL_error(L, "attempt to pass %d arguments, but accepted 1", lua_gettop(L));
+  lua_Number sec = luaL_checknumber(L, 1);
+  long ms = static_cast<long>(sec * 1000);
+  if (ms < 0) return luaL_error(L, "invalid sleep duration \"%d\"", static_cast<int>(ms));
+  LuaThread* cur = current_or_error(L);
+  Scheduler& s = runtime().sched();
+  if (ms == 0) {
+    s.post(cur, 0);
+    return yield_op(L);
+  }
+  uint64_t id = cur->id;
+  auto timer = std::make_shared<Timer>(runtime().base(), ms, [id] {
+    Scheduler& sc = runtime().sched();
+    LuaThread* t = sc.find(id);
+    if (t && t->state == ThreadState::waiting) sc.resume(t, 0);
+  });
+  s.suspend(cur, [timer] {});
+  return yield_op(L);
+}
+
+// __cosocket.park(timeout_ms | nil): waits until wake(co, ...) (returns its values) or
+// the timeout (returns nil, "timeout").
+int l_park(lua_State* L) {
+  LuaThread* cur = current_or_error(L);
+  Scheduler& s = runtime().sched();
+  std::shared_ptr<Timer> timer;
+  if (!lua_isnoneornil(L, 1)) {
+    long ms = static_cast<long>(luaL_checknumber(L, 1));
+    uint64_t id = cur->id;
+    timer = std::make_shared<Timer>(runtime().base(), ms < 0 ? 0 : ms, [id] {
+      Scheduler& sc = runtime().sched();
+      LuaThread* t = sc.find(id);
+      if (!t || !t->parked || t->state != ThreadState::waiting) return;
+      lua_pushnil(t->co);
+      lua_pushliteral(t->co, "timeout");
+      sc.resume(t, 2);
+    });
+  }
+  s.suspend(cur, [timer] {});
+  cur->parked = true;
+  return yield_op(L);
+}
+
+// __cosocket.wake(co, ...) -> true if co was parked and will resume with the values.
+int l_wake(lua_State* L) {
+  lua_State* co = lua_tothread(L, 1);
+  luaL_argcheck(L, co != nullptr, 1, "thread expected");
+  Scheduler& s = runtime().sched();
+  LuaThread* t = s.find(co);
+  if (!t || !t->parked || t->state != ThreadState::waiting) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  t->parked = false;
+  t->cancel = nullptr;  // drops the timeout timer
+  int n = lua_gettop(L) - 1;
+  lua_xmove(L, t->co, n);
+  s.post(t, n);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+int l_is_light_thread(lua_State* L) {
+  lua_State* co = lua_tothread(L, 1);
+  lua_pushboolean(L, co && runtime().sched().find(co) != nullptr);
+  return 1;
+}
+
+int l_current(lua_State* L) {
+  LuaThread* cur = current_or_error(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, cur->ref);
+  return 1;
+}
+
+int l_exit(lua_State* L) {
+  int status = 0;
+  if (lua_type(L, 1) == LUA_TBOOLEAN) status = lua_toboolean(L, 1) ? 0 : 1;
+  else if (!lua_isnoneornil(L, 1)) status = static_cast<int>(luaL_checkinteger(L, 1));
+  flush_stdout();
+  runtime().request_exit(status & 0xff);
+  if (!runtime().sched().current()) return 0;
+  return yield_op(L);
+}
+
+int l_timer_at(lua_State* L) { return runtime().timer_at(L, false); }
+int l_timer_every(lua_State* L) { return runtime().timer_at(L, true); }
+int l_timer_running(lua_State* L) {
+  lua_pushinteger(L, runtime().running_timers());
+  return 1;
+}
+int l_timer_pending(lua_State* L) {
+  lua_pushinteger(L, runtime().pending_timers());
+  return 1;
+}
+
+int l_worker_pid(lua_State* L) {
+  lua_pushinteger(L, getpid());
+  return 1;
+}
+int l_worker_id(lua_State* L) {
+  lua_pushinteger(L, 0);
+  return 1;
+}
+int l_worker_count(lua_State* L) {
+  lua_pushinteger(L, 1);
+  return 1;
+}
+int l_worker_exiting(lua_State* L) {
+  lua_pushboolean(L, runtime().exiting());
+  return 1;
+}
+
+int l_get_phase(lua_State* L) {
+  LuaThread* cur = runtime().sched().current();
+  lua_pushstring(L, cur && cur->kind == ThreadKind::timer ? "timer" : "content");
+  return 1;
+}
+
+int l_prefix(lua_State* L) {
+  lua_pushstring(L, runtime().cfg().prefix.c_str());
+  return 1;
+}
+
+int l_nginx_configure(lua_State* L) {
+  lua_pushliteral(L, "");
+  return 1;
+}
+
+void set_fn(lua_State* L, const char* name, lua_CFunction f) {
+  lua_pushcfunction(L, f);
+  lua_setfield(L, -2, name);
+}
+
+}  // namespace
+
+static void set_package_path(lua_State* L) {
+  // -I dirs first, then the bundled drivers (build tree or installed), then the default
+  std::string extra;
+  for (const auto& d : runtime().cfg().include_dirs) extra += d + "/?.lua;" + d + "/?/init.lua;";
+  std::string root;
+  const char* env = getenv("COSOCKET_LUA_PATH_ROOT");
+  std::vector<std::string> roots;
+  if (env && *env) roots.push_back(env);
+#ifdef COSOCKET_LUA_INSTALL_DIR
+  if (access(COSOCKET_LUA_INSTALL_DIR, R_OK) == 0) extra += std::string(COSOCKET_LUA_INSTALL_DIR) + "/?.lua;";
+#endif
+#ifdef COSOCKET_SOURCE_DIR
+  roots.push_back(COSOCKET_SOURCE_DIR);
+#endif
+  for (const auto& r : roots) {
+    for (const char* d : {"redis", "mysql", "memcached", "dns", "websocket", "drivers"}) {
+      extra += r + "/" + d + "/?.lua;" + r + "/" + d + "/?/init.lua;";
+    }
+  }
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "path");
+  std::string path = extra + (lua_tostring(L, -1) ? lua_tostring(L, -1) : "");
+  lua_pop(L, 1);
+  lua_pushstring(L, path.c_str());
+  lua_setfield(L, -2, "path");
+  lua_pop(L, 1);
+}
+
+void open_api(lua_State* L) {
+  lua_newtable(L);  // ngx
+  int ngx = lua_gettop(L);
+  lua_pushlightuserdata(L, nullptr);
+  lua_setfield(L, ngx, "null");
+
+  lua_newtable(L);  // ngx.socket
+  open_tcp(L);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -3, "stream");
+  lua_setfield(L, -2, "tcp");
+  open_udp(L);
+  lua_setfield(L, -2, "udp");
+  lua_setfield(L, ngx, "socket");
+
+  lua_newtable(L);
+  set_fn(L, "spawn", Scheduler::l_spawn);
+  set_fn(L, "wait", Scheduler::l_wait);
+  set_fn(L, "kill", Scheduler::l_kill);
+  lua_setfield(L, ngx, "thread");
+
+  lua_newtable(L);
+  set_fn(L, "at", l_timer_at);
+  set_fn(L, "every", l_timer_every);
+  set_fn(L, "running_count", l_timer_running);
+  set_fn(L, "pending_count", l_timer_pending);
+  lua_setfield(L, ngx, "timer");
+
+  lua_newtable(L);
+  set_fn(L, "pid", l_worker_pid);
+  set_fn(L, "id", l_worker_id);
+  set_fn(L, "count", l_worker_count);
+  set_fn(L, "exiting", l_worker_exiting);
+  lua_setfield(L, ngx, "worker");
+
+  lua_newtable(L);
+  lua_pushinteger(L, 10023);
+  lua_setfield(L, -2, "ngx_lua_version");
+  lua_pushinteger(L, 1021004);
+  lua_setfield(L, -2, "nginx_version");
+  lua_pushliteral(L, "http");
+  lua_setfield(L, -2, "subsystem");
+  lua_pushboolean(L, 0);
+  lua_setfield(L, -2, "debug");
+  lua_pushliteral(L, "cosocket " COSOCKET_VERSION);
+  lua_setfield(L, -2, "cosocket_version");
+  set_fn(L, "prefix", l_prefix);
+  set_fn(L, "nginx_configure", l_nginx_configure);
+  lua_setfield(L, ngx, "config");
+
+  set_fn(L, "sleep", l_sleep);
+  set_fn(L, "exit", l_exit);
+  set_fn(L, "get_phase", l_get_phase);
+
+  open_ngx_util(L, ngx);
+  open_ngx_re(L, ngx);
+
+  lua_pushvalue(L, ngx);
+  lua_setglobal(L, "ngx");
+
+  // private primitives for the prelude
+  lua_newtable(L);
+  lua_pushlightuserdata(L, &kYieldSentinel);
+  lua_setfield(L, -2, "sentinel");
+  set_fn(L, "park", l_park);
+  set_fn(L, "wake", l_wake);
+  set_fn(L, "is_light_thread", l_is_light_thread);
+  set_fn(L, "current", l_current);
+  set_fn(L, "exit", l_exit);
+  int priv = lua_gettop(L);
+
+  set_package_path(L);
+
+  // run the embedded Lua files: prelude first, each gets (ngx, private)
+  for (const EmbeddedLua* e = kEmbeddedLua; e->name; ++e) {
+    if (strcmp(e->name, "prelude") != 0) continue;
+    if (luaL_loadbuffer(L, e->source, strlen(e->source), "=[cosocket prelude]") != 0 ||
+        (lua_pushvalue(L, ngx), lua_pushvalue(L, priv), lua_pcall(L, 2, 0, 0)) != 0) {
+      fprintf(stderr, "cosocket: prelude failed: %s\n", lua_tostring(L, -1));
+      abort();
+    }
+  }
+  // the other embedded files become preloadable modules: "ngx.semaphore" <- ngx_semaphore
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "preload");
+  for (const EmbeddedLua* e = kEmbeddedLua; e->name; ++e) {
+    if (strcmp(e->name, "prelude") == 0) continue;
+    std::string mod = e->name;
+    for (char& c : mod)
+      if (c == '_') c = '.';
+    std::string chunk = "=[cosocket " + mod + "]";
+    if (luaL_loadbuffer(L, e->source, strlen(e->source), chunk.c_str()) != 0) {
+      fprintf(stderr, "cosocket: %s\n", lua_tostring(L, -1));
+      abort();
+    }
+    lua_setfield(L, -2, mod.c_str());
+  }
+  lua_pop(L, 2);
+  lua_settop(L, ngx - 1);
+}
+
+}  // namespace cosocket

@@ -1,0 +1,178 @@
+// The `cosocket` command: runs a Lua script as the entry light thread.
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "ngx_util.h"
+#include "runtime.h"
+
+namespace {
+
+const char* const kUsage =
+    "usage: cosocket [options] script.lua [args...]\n"
+    "       cosocket [options] -e 'code' [args...]\n"
+    "       cosocket [options] - [args...]        (script from stdin)\n"
+    "\n"
+    "Runs a Lua script with OpenResty's cosocket API (ngx.socket.tcp/udp, ngx.thread,\n"
+    "ngx.sleep, ngx.timer, ngx.semaphore, ...) outside nginx.\n"
+    "\n"
+    "options:\n"
+    "  -e CODE                 run CODE instead of a script file\n"
+    "  -I DIR                  prepend DIR to package.path (repeatable)\n"
+    "  -l, --log-level LEVEL   stderr|emerg|alert|crit|error|warn|notice|info|debug (default notice)\n"
+    "  --resolver IP[:PORT]    name server to use instead of /etc/resolv.conf (repeatable)\n"
+    "  --connect-timeout MS    default connect timeout (60000)\n"
+    "  --send-timeout MS       default send timeout (60000)\n"
+    "  --read-timeout MS       default read timeout (60000)\n"
+    "  --keepalive-timeout MS  default idle timeout of pooled connections (60000)\n"
+    "  --pool-size N           default connection pool size (30)\n"
+    "  --resolver-timeout MS   UDP socket name resolution timeout (30000)\n"
+    "  --max-pending-timers N  (1024)\n"
+    "  --max-running-timers N  (256)\n"
+    "  --shutdown-timeout MS   grace period after SIGINT/SIGTERM (3000)\n"
+    "  -v, --version           print the version\n"
+    "  -h, --help              this help\n";
+
+int level_of(const std::string& s) {
+  const char* names[] = {"stderr", "emerg", "alert", "crit", "error", "warn", "notice", "info", "debug"};
+  for (int i = 0; i < 9; ++i)
+    if (s == names[i]) return i;
+  return -1;
+}
+
+bool parse_int(const char* s, int& out) {
+  char* end = nullptr;
+  long v = strtol(s, &end, 10);
+  if (!*s || *end || v < 0 || v > 2147483647L) return false;
+  out = static_cast<int>(v);
+  return true;
+}
+
+int die(const std::string& msg) {
+  fprintf(stderr, "cosocket: %s\n%s", msg.c_str(), kUsage);
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  cosocket::Config cfg;
+  std::string code, script;
+  bool have_code = false, from_stdin = false;
+  int i = 1;
+  struct IntFlag {
+    const char* name;
+    int* target;
+  } int_flags[] = {
+      {"--connect-timeout", &cfg.connect_timeout_ms}, {"--send-timeout", &cfg.send_timeout_ms},
+      {"--read-timeout", &cfg.read_timeout_ms},       {"--keepalive-timeout", &cfg.keepalive_timeout_ms},
+      {"--pool-size", &cfg.pool_size},                {"--resolver-timeout", &cfg.resolver_timeout_ms},
+      {"--max-pending-timers", &cfg.max_pending_timers}, {"--max-running-timers", &cfg.max_running_timers},
+      {"--shutdown-timeout", &cfg.shutdown_timeout_ms},
+  };
+  for (; i < argc; ++i) {
+    std::string a = argv[i];
+    std::string val;
+    bool has_eq = false;
+    if (a.rfind("--", 0) == 0) {
+      auto eq = a.find('=');
+      if (eq != std::string::npos) {
+        val = a.substr(eq + 1);
+        a = a.substr(0, eq);
+        has_eq = true;
+      }
+    }
+    auto next = [&](std::string& out) -> bool {
+      if (has_eq) {
+        out = val;
+        return true;
+      }
+      if (i + 1 >= argc) return false;
+      out = argv[++i];
+      return true;
+    };
+    if (a == "-h" || a == "--help") {
+      fputs(kUsage, stdout);
+      return 0;
+    } else if (a == "-v" || a == "--version") {
+      printf("cosocket %s (LuaJIT, libevent, OpenSSL)\n", COSOCKET_VERSION);
+      return 0;
+    } else if (a == "-e") {
+      if (!next(code)) return die("-e needs an argument");
+      have_code = true;
+      ++i;
+      break;
+    } else if (a == "-I") {
+      std::string d;
+      if (!next(d)) return die("-I needs a directory");
+      cfg.include_dirs.push_back(d);
+    } else if (a == "-l" || a == "--log-level") {
+      std::string l;
+      if (!next(l) || level_of(l) < 0) return die("bad log level");
+      cfg.log_level = level_of(l);
+    } else if (a == "--resolver") {
+      std::string r;
+      if (!next(r) || r.empty()) return die("--resolver needs an address");
+      cfg.resolvers.push_back(r);
+    } else if (a == "-") {
+      from_stdin = true;
+      ++i;
+      break;
+    } else if (a == "--") {
+      ++i;
+      if (i < argc) script = argv[i++];
+      break;
+    } else if (a.size() > 1 && a[0] == '-') {
+      bool found = false;
+      for (auto& f : int_flags) {
+        if (a == f.name) {
+          std::string v;
+          if (!next(v) || !parse_int(v.c_str(), *f.target)) return die(std::string("bad value for ") + f.name);
+          found = true;
+        }
+      }
+      if (!found) return die("unknown option " + a);
+    } else {
+      script = a;
+      ++i;
+      break;
+    }
+  }
+  if (!have_code && !from_stdin && script.empty()) return die("no script given");
+  if (from_stdin) {
+    code.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+    have_code = true;
+  }
+  if (const char* p = getenv("PWD")) cfg.prefix = std::string(p) + "/";
+
+  int status;
+  {
+    cosocket::Runtime rt(cfg);
+    lua_State* L = rt.L();
+    // arg, as the lua command sets it
+    lua_createtable(L, argc - i, 2);
+    lua_pushstring(L, have_code ? (from_stdin ? "-" : "-e") : script.c_str());
+    lua_rawseti(L, -2, 0);
+    lua_pushstring(L, argv[0]);
+    lua_rawseti(L, -2, -1);
+    for (int k = i; k < argc; ++k) {
+      lua_pushstring(L, argv[k]);
+      lua_rawseti(L, -2, k - i + 1);
+    }
+    lua_setglobal(L, "arg");
+    int rc = have_code ? luaL_loadbuffer(L, code.data(), code.size(), from_stdin ? "=stdin" : "=(command line)")
+                       : luaL_loadfile(L, script.c_str());
+    if (rc != 0) {
+      fprintf(stderr, "cosocket: %s\n", lua_tostring(L, -1));
+      return 1;
+    }
+    for (int k = i; k < argc; ++k) lua_pushstring(L, argv[k]);
+    status = rt.run(argc - i);
+  }
+  return status;
+}

@@ -1,0 +1,260 @@
+#include "runtime.h"
+
+#include <csignal>
+#include <cstdio>
+#include <ctime>
+#include <unistd.h>
+
+#include <event2/dns.h>
+#include <event2/event.h>
+
+#include "clock.h"
+#include "pool.h"
+
+namespace cosocket {
+
+namespace {
+Runtime* g_runtime = nullptr;
+const char* const kLevelNames[] = {"stderr", "emerg", "alert", "crit", "error", "warn", "notice", "info", "debug"};
+}  // namespace
+
+Runtime& runtime() { return *g_runtime; }
+
+void event_free_fn(event* ev) { event_free(ev); }
+
+EventPtr make_timer(event_base* base, void (*cb)(int, short, void*), void* arg) {
+  return EventPtr(evtimer_new(base, cb, arg), event_free);
+}
+
+Timer::Timer(event_base* base, long ms, std::function<void()> fn)
+    : ev_(make_timer(base, &Timer::on_fire, this)), fn_(std::move(fn)) {
+  timeval tv{ms / 1000, (ms % 1000) * 1000};
+  evtimer_add(ev_.get(), &tv);
+}
+
+void Timer::on_fire(int, short, void* arg) {
+  auto fn = std::move(static_cast<Timer*>(arg)->fn_);
+  fn();  // may destroy the Timer
+}
+
+void log_message(int level, const std::string& msg) {
+  if (level > log_level()) return;
+  flush_stdout();
+  char ts[32];
+  time_t now = time(nullptr);
+  tm lt{};
+  localtime_r(&now, &lt);
+  strftime(ts, sizeof ts, "%Y/%m/%d %H:%M:%S", &lt);
+  int l = level < 0 ? 0 : level > 8 ? 8 : level;
+  fprintf(stderr, "%s [%s] %d#0: %s\n", ts, kLevelNames[l], static_cast<int>(getpid()), msg.c_str());
+  fflush(stderr);
+}
+
+struct Runtime::PendingTimer {
+  Runtime* rt = nullptr;
+  bool every = false;
+  long delay_ms = 0;
+  int args_ref = LUA_NOREF;  // {f, a1..an, n = count of a's}
+  EventPtr ev{nullptr, event_free};
+};
+
+Runtime::Runtime(Config cfg)
+    : cfg_(std::move(cfg)), base_(event_base_new(), event_base_free), dns_(nullptr, [](evdns_base* d) {
+        evdns_base_free(d, 1);
+      }) {
+  g_runtime = this;
+  set_log_level(cfg_.log_level);
+  clock_update();
+  signal(SIGPIPE, SIG_IGN);
+  L_ = luaL_newstate();
+  luaL_openlibs(L_);
+  sched_ = std::make_unique<Scheduler>(L_, base_.get());
+  sched_->init_dead_table();
+  sched_->on_idle = [this] { check_done(); };
+  sched_->on_entry_error = [this](const std::string& tb) {
+    flush_stdout();
+    fprintf(stderr, "%s\n", tb.c_str());
+    fflush(stderr);
+    request_exit(1);
+  };
+  pools_ = std::make_unique<PoolSet>(base_.get());
+  for (int sig : {SIGINT, SIGTERM}) {
+    EventPtr ev(evsignal_new(base_.get(), sig, &Runtime::on_signal_cb, this), event_free);
+    evsignal_add(ev.get(), nullptr);
+    signals_.push_back(std::move(ev));
+  }
+  open_api(L_);
+}
+
+Runtime::~Runtime() {
+  flush_stdout();
+  timers_.clear();
+  closing_ = true;
+  lua_close(L_);  // collects the sockets while the pools and the loop still exist
+  L_ = nullptr;
+  sched_.reset();
+  pools_.reset();
+  signals_.clear();
+  grace_.reset();
+  dns_.reset();
+  g_runtime = nullptr;
+}
+
+evdns_base* Runtime::dns() {
+  if (dns_) return dns_.get();
+  evdns_base* d = evdns_base_new(base_.get(), 0);
+  dns_.reset(d);
+  if (cfg_.resolvers.empty()) {
+    evdns_base_resolv_conf_parse(d, DNS_OPTIONS_ALL, "/etc/resolv.conf");
+  } else {
+    evdns_base_resolv_conf_parse(d, DNS_OPTION_HOSTSFILE, "/etc/resolv.conf");
+    for (const auto& ns : cfg_.resolvers) {
+      if (evdns_base_nameserver_ip_add(d, ns.c_str()) != 0) {
+        log_message(kErr, "bad resolver address \"" + ns + "\"");
+      }
+    }
+  }
+  evdns_base_set_option(d, "randomize-case:", "0");
+  return d;
+}
+
+void Runtime::request_exit(int status) {
+  if (exit_requested_) return;
+  exit_requested_ = true;
+  exit_status_ = status;
+  sched_->stopping = true;
+  event_base_loopbreak(base_.get());
+}
+
+void Runtime::check_done() {
+  if (sched_->alive() == 0 && pending_timers_ == 0) event_base_loopbreak(base_.get());
+}
+
+int Runtime::run(int nargs) {
+  LuaThread* t = sched_->create(L_, nargs, ThreadKind::entry, 0);
+  sched_->post(t, nargs);
+  while (!exit_requested_ && (sched_->alive() > 0 || pending_timers_ > 0)) {
+    if (event_base_loop(base_.get(), EVLOOP_ONCE) == 1) {
+      flush_stdout();
+      fprintf(stderr, "cosocket: every light thread is waiting and nothing can wake them (deadlock)\n");
+      exit_status_ = 1;
+      break;
+    }
+  }
+  flush_stdout();
+  if (signal_ && !exit_requested_ && exit_status_ == 0) exit_status_ = 0;
+  return exit_status_;
+}
+
+// ---- signals: graceful shutdown ------------------------------------------------
+
+void Runtime::on_signal_cb(int sig, short, void* arg) { static_cast<Runtime*>(arg)->on_signal(sig); }
+
+void Runtime::on_grace_cb(int, short, void* arg) {
+  auto* rt = static_cast<Runtime*>(arg);
+  rt->request_exit(128 + rt->signal_);
+}
+
+void Runtime::on_signal(int sig) {
+  clock_update();
+  if (exiting_) {  // a second signal: leave now
+    request_exit(128 + sig);
+    return;
+  }
+  exiting_ = true;
+  signal_ = sig;
+  log_message(kNotice, std::string("signal ") + std::to_string(sig) + " received, exiting");
+  // every pending timer runs now with premature = true
+  std::vector<PendingTimer*> pending;
+  for (auto& kv : timers_) pending.push_back(kv.first);
+  for (PendingTimer* pt : pending) fire_timer(pt, true);
+  grace_ = make_timer(base_.get(), &Runtime::on_grace_cb, this);
+  timeval tv{cfg_.shutdown_timeout_ms / 1000, (cfg_.shutdown_timeout_ms % 1000) * 1000};
+  evtimer_add(grace_.get(), &tv);
+  check_done();
+}
+
+// ---- ngx.timer.at / every ------------------------------------------------------
+
+static void on_timer_cb(int, short, void* arg);
+
+int Runtime::timer_at(lua_State* L, bool every) {
+  double delay = luaL_checknumber(L, 1);
+  if (delay < 0) return luaL_error(L, "bad delay");
+  if (every && delay == 0) return luaL_error(L, "delay cannot be zero");
+  luaL_argcheck(L, lua_isfunction(L, 2) && !lua_iscfunction(L, 2), 2, "Lua function expected");
+  if (exiting_ && (every || delay > 0)) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "process exiting");
+    return 2;
+  }
+  if (pending_timers_ >= cfg_.max_pending_timers) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "too many pending timers");
+    return 2;
+  }
+  int n = lua_gettop(L);
+  lua_createtable(L, n - 1, 1);
+  for (int i = 2; i <= n; ++i) {
+    lua_pushvalue(L, i);
+    lua_rawseti(L, -2, i - 1);
+  }
+  lua_pushinteger(L, n - 2);
+  lua_setfield(L, -2, "n");
+  auto pt = std::make_unique<PendingTimer>();
+  pt->rt = this;
+  pt->every = every;
+  pt->delay_ms = static_cast<long>(delay * 1000 + 0.5);
+  pt->args_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  pt->ev = make_timer(base_.get(), &on_timer_cb, pt.get());
+  timeval tv{pt->delay_ms / 1000, (pt->delay_ms % 1000) * 1000};
+  evtimer_add(pt->ev.get(), &tv);
+  PendingTimer* raw = pt.get();
+  timers_[raw] = std::move(pt);
+  ++pending_timers_;
+  lua_pushinteger(L, 1);
+  return 1;
+}
+
+static void on_timer_cb(int, short, void* arg) {
+  clock_update();
+  auto* pt = static_cast<Runtime::PendingTimer*>(arg);
+  pt->rt->fire_timer(pt, false);
+}
+
+void Runtime::fire_timer(PendingTimer* pt, bool premature) {
+  bool keep = pt->every && !premature && !exiting_;
+  // start the callback's thread: f(premature, args...)
+  lua_rawgeti(L_, LUA_REGISTRYINDEX, pt->args_ref);
+  int tbl = lua_gettop(L_);
+  lua_getfield(L_, tbl, "n");
+  int n = static_cast<int>(lua_tointeger(L_, -1));
+  lua_pop(L_, 1);
+  bool run = running_timers_ < cfg_.max_running_timers;
+  if (run) {
+    luaL_checkstack(L_, n + 3, "too many timer arguments");
+    lua_rawgeti(L_, tbl, 1);
+    lua_pushboolean(L_, premature);
+    for (int i = 1; i <= n; ++i) lua_rawgeti(L_, tbl, i + 1);
+  }
+  lua_remove(L_, tbl);
+  if (keep) {
+    timeval tv{pt->delay_ms / 1000, (pt->delay_ms % 1000) * 1000};
+    evtimer_add(pt->ev.get(), &tv);
+  } else {
+    --pending_timers_;
+    luaL_unref(L_, LUA_REGISTRYINDEX, pt->args_ref);
+    timers_.erase(pt);  // pt is gone
+  }
+  if (!run) {
+    log_message(kAlert, std::to_string(cfg_.max_running_timers) + " lua_max_running_timers are not enough");
+    check_done();
+    return;
+  }
+  LuaThread* t = sched_->create(L_, n + 1, ThreadKind::timer, 0);
+  ++running_timers_;
+  t->on_finish = [this] { --running_timers_; };
+  sched_->post(t, n + 1);
+}
+
+}  // namespace cosocket

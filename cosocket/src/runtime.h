@@ -1,0 +1,124 @@
+#pragma once
+// The process's runtime: one event loop, one Lua state, the scheduler, the connection
+// pools and the resolver. Single-threaded.
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <lua.hpp>
+
+#include "ngx_util.h"
+#include "scheduler.h"
+
+struct event;
+struct event_base;
+struct evdns_base;
+
+namespace cosocket {
+
+class PoolSet;
+
+struct Config {
+  int connect_timeout_ms = 60000;
+  int send_timeout_ms = 60000;
+  int read_timeout_ms = 60000;
+  int keepalive_timeout_ms = 60000;
+  int pool_size = 30;
+  int resolver_timeout_ms = 30000;
+  int max_pending_timers = 1024;
+  int max_running_timers = 256;
+  int shutdown_timeout_ms = 3000;
+  int log_level = kNotice;
+  std::vector<std::string> resolvers;  // ip[:port]; empty: /etc/resolv.conf
+  std::vector<std::string> include_dirs;
+  std::string prefix;
+};
+
+// libevent objects held by unique_ptr with their own free functions
+using EventPtr = std::unique_ptr<event, void (*)(event*)>;
+void event_free_fn(event* ev);
+EventPtr make_timer(event_base* base, void (*cb)(int, short, void*), void* arg);
+
+// A one-shot timer that calls fn once after ms milliseconds; destroying it cancels.
+// fn may destroy the Timer.
+class Timer {
+ public:
+  Timer(event_base* base, long ms, std::function<void()> fn);
+  Timer(const Timer&) = delete;
+  Timer& operator=(const Timer&) = delete;
+
+ private:
+  static void on_fire(int, short, void* arg);
+  EventPtr ev_;
+  std::function<void()> fn_;
+};
+
+void log_message(int level, const std::string& msg);
+
+class Runtime {
+ public:
+  explicit Runtime(Config cfg);
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  // Runs the chunk at the top of the Lua stack as the entry thread with nargs
+  // arguments below it ([f, args...]); returns the process exit status.
+  int run(int nargs);
+
+  lua_State* L() const { return L_; }
+  event_base* base() const { return base_.get(); }
+  evdns_base* dns();
+  Scheduler& sched() { return *sched_; }
+  PoolSet& pools() { return *pools_; }
+  const Config& cfg() const { return cfg_; }
+  Config& cfg() { return cfg_; }
+
+  bool exiting() const { return exiting_; }
+  // true while the Lua state is being closed at exit: no more pool bookkeeping
+  bool closing() const { return closing_; }
+  // ngx.exit / os.exit: stop everything and leave with this status.
+  void request_exit(int status);
+
+  // timers (ngx.timer.at/every)
+  int timer_at(lua_State* L, bool every);
+  int pending_timers() const { return pending_timers_; }
+  int running_timers() const { return running_timers_; }
+  struct PendingTimer;
+  void fire_timer(PendingTimer* pt, bool premature);
+
+ private:
+  void check_done();
+  void on_signal(int sig);
+  static void on_signal_cb(int sig, short, void* arg);
+  static void on_grace_cb(int, short, void* arg);
+
+  Config cfg_;
+  std::unique_ptr<event_base, void (*)(event_base*)> base_;
+  std::unique_ptr<evdns_base, void (*)(evdns_base*)> dns_;
+  lua_State* L_ = nullptr;
+  std::unique_ptr<Scheduler> sched_;
+  std::unique_ptr<PoolSet> pools_;
+  std::vector<EventPtr> signals_;
+  EventPtr grace_{nullptr, event_free_fn};
+  std::unordered_map<PendingTimer*, std::unique_ptr<PendingTimer>> timers_;
+  int pending_timers_ = 0;
+  int running_timers_ = 0;
+  bool exiting_ = false;
+  bool closing_ = false;
+  bool exit_requested_ = false;
+  int exit_status_ = 0;
+  int signal_ = 0;
+};
+
+// The process's runtime (set while one exists).
+Runtime& runtime();
+
+// Installs the ngx table, package paths, the prelude; called by the Runtime.
+void open_api(lua_State* L);
+// Yields the calling coroutine to the scheduler; use as `return yield_op(L);`
+int yield_op(lua_State* L);
+
+}  // namespace cosocket

@@ -1,0 +1,316 @@
+#include "scheduler.h"
+
+#include <algorithm>
+
+#include <event2/event.h>
+
+#include "runtime.h"
+
+namespace cosocket {
+
+char kYieldSentinel;
+
+Scheduler::Scheduler(lua_State* L, event_base* base)
+    : L_(L), base_(base), post_ev_(event_new(base, -1, 0, &Scheduler::on_posted, this), event_free) {}
+
+Scheduler::~Scheduler() = default;
+
+LuaThread* Scheduler::create(lua_State* L, int nargs, ThreadKind kind, uint64_t parent) {
+  lua_State* co = lua_newthread(L);
+  int ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_xmove(L, co, nargs + 1);
+  auto t = std::make_unique<LuaThread>();
+  t->id = next_id_++;
+  t->co = co;
+  t->ref = ref;
+  t->kind = kind;
+  t->parent = parent;
+  LuaThread* raw = t.get();
+  by_co_[co] = raw->id;
+  threads_[raw->id] = std::move(t);
+  if (kind == ThreadKind::user) {
+    if (LuaThread* p = find(parent)) p->children.push_back(raw->id);
+  }
+  ++alive_;
+  return raw;
+}
+
+LuaThread* Scheduler::find(uint64_t id) const {
+  auto it = threads_.find(id);
+  return it == threads_.end() ? nullptr : it->second.get();
+}
+
+LuaThread* Scheduler::find(lua_State* co) const {
+  auto it = by_co_.find(co);
+  return it == by_co_.end() ? nullptr : find(it->second);
+}
+
+void Scheduler::suspend(LuaThread* t, std::function<void()> cancel) {
+  t->state = ThreadState::waiting;
+  t->cancel = std::move(cancel);
+}
+
+void Scheduler::resume(LuaThread* t, int nargs) {
+  if (stopping) return;
+  LuaThread* prev = current_;
+  current_ = t;
+  t->state = ThreadState::running;
+  t->parked = false;
+  t->cancel = nullptr;
+  int rc = lua_resume(t->co, nargs);
+  current_ = prev;
+  if (rc == LUA_YIELD) {
+    lua_settop(t->co, 0);
+    // A yield that registered nothing (a raw coroutine.yield at the top of a light
+    // thread) gives way to the others, like ngx.sleep(0).
+    if (t->state == ThreadState::running) post(t, 0);
+    return;
+  }
+  finish(t, rc == 0);
+}
+
+void Scheduler::post(LuaThread* t, int nargs) {
+  t->state = ThreadState::ready;
+  t->ready_nargs = nargs;
+  posted_.push_back(t->id);
+  event_active(post_ev_.get(), EV_TIMEOUT, 0);
+}
+
+void Scheduler::on_posted(int, short, void* arg) { static_cast<Scheduler*>(arg)->drain(); }
+
+void Scheduler::drain() {
+  std::deque<uint64_t> batch;
+  batch.swap(posted_);
+  for (uint64_t id : batch) {
+    if (stopping) return;
+    LuaThread* t = find(id);
+    if (t && t->state == ThreadState::ready) resume(t, t->ready_nargs);
+  }
+}
+
+static int push_results_table(lua_State* from, lua_State* L, int first, int last) {
+  int n = last - first + 1;
+  lua_createtable(L, n, 1);
+  for (int i = 0; i < n; ++i) {
+    lua_pushvalue(from, first + i);
+    lua_xmove(from, L, 1);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_pushinteger(L, n);
+  lua_setfield(L, -2, "n");
+  return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+// Pushes `ok, results...` of a zombie onto L; returns the count.
+static int push_zombie(lua_State* L, LuaThread* z) {
+  lua_pushboolean(L, z->ok);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, z->results_ref);
+  lua_getfield(L, -1, "n");
+  int n = static_cast<int>(lua_tointeger(L, -1));
+  lua_pop(L, 1);
+  luaL_checkstack(L, n + 2, "too many results");
+  for (int i = 1; i <= n; ++i) lua_rawgeti(L, -i, i);
+  lua_remove(L, -(n + 1));
+  return n + 1;
+}
+
+void Scheduler::finish(LuaThread* t, bool ok) {
+  --alive_;
+  t->ok = ok;
+  lua_State* co = t->co;
+  if (!ok) {
+    // error value + traceback of the dead coroutine
+    const char* msg = lua_tostring(co, -1);
+    std::string text = msg ? msg : (std::string("(error object is a ") + luaL_typename(co, -1) + " value)");
+    luaL_traceback(L_, co, text.c_str(), 0);
+    std::string tb = lua_tostring(L_, -1);
+    lua_pop(L_, 1);
+    if (t->kind == ThreadKind::entry) {
+      if (on_entry_error) on_entry_error(tb);
+    } else {
+      log_message(kErr, std::string(t->kind == ThreadKind::user ? "lua user thread aborted: runtime error: "
+                                                                    : "lua entry thread aborted: runtime error: ") +
+                               tb + (t->kind == ThreadKind::timer ? "\ncontext: ngx.timer" : ""));
+    }
+    lua_settop(co, 0);
+    lua_pushstring(co, text.c_str());
+  }
+  // its zombie children can no longer be waited for
+  for (uint64_t cid : t->children) {
+    LuaThread* c = find(cid);
+    if (!c) continue;
+    if (c->state == ThreadState::zombie) release(c);
+    else c->parent = 0;
+  }
+  t->children.clear();
+  if (t->on_finish) {
+    auto fn = std::move(t->on_finish);
+    fn();
+  }
+  if (t->kind == ThreadKind::user && t->parent) {
+    LuaThread* p = find(t->parent);
+    if (p) {
+      if (p->state == ThreadState::waiting &&
+          std::find(p->waiting_on.begin(), p->waiting_on.end(), t->id) != p->waiting_on.end()) {
+        p->waiting_on.clear();
+        p->cancel = nullptr;
+        lua_pushboolean(p->co, ok);
+        int n = lua_gettop(co);
+        lua_xmove(co, p->co, n);
+        post(p, n + 1);
+        release(t);
+        return;
+      }
+      t->results_ref = push_results_table(co, L_, 1, lua_gettop(co));
+      lua_settop(co, 0);
+      t->state = ThreadState::zombie;
+      return;
+    }
+  }
+  release(t);
+}
+
+void Scheduler::release(LuaThread* t) {
+  if (t->kind == ThreadKind::user) mark_dead(t->co);
+  luaL_unref(L_, LUA_REGISTRYINDEX, t->ref);
+  luaL_unref(L_, LUA_REGISTRYINDEX, t->results_ref);
+  by_co_.erase(t->co);
+  threads_.erase(t->id);  // t is gone
+  if (alive_ == 0 && on_idle) on_idle();
+}
+
+void Scheduler::kill(LuaThread* t) {
+  if (t->state == ThreadState::zombie) {
+    release(t);
+    return;
+  }
+  if (t->cancel) {
+    auto c = std::move(t->cancel);
+    c();
+  }
+  t->state = ThreadState::dead;
+  --alive_;
+  for (uint64_t cid : t->children) {
+    if (LuaThread* c = find(cid)) {
+      if (c->state == ThreadState::zombie) release(c);
+      else c->parent = 0;
+    }
+  }
+  if (t->on_finish) {
+    auto fn = std::move(t->on_finish);
+    fn();
+  }
+  release(t);
+}
+
+// A weak table co -> true of user threads that were waited for or killed, so that a
+// second wait/kill on them says "already waited or killed".
+void Scheduler::mark_dead(lua_State* co) {
+  lua_rawgeti(L_, LUA_REGISTRYINDEX, dead_ref_);
+  lua_pushthread(co);
+  lua_xmove(co, L_, 1);
+  lua_pushboolean(L_, 1);
+  lua_rawset(L_, -3);
+  lua_pop(L_, 1);
+}
+
+bool Scheduler::is_dead(lua_State* L, int idx) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, dead_ref_);
+  lua_pushvalue(L, idx);
+  lua_rawget(L, -2);
+  bool dead = lua_toboolean(L, -1);
+  lua_pop(L, 2);
+  return dead;
+}
+
+void Scheduler::init_dead_table() {
+  lua_newtable(L_);
+  lua_newtable(L_);
+  lua_pushliteral(L_, "k");
+  lua_setfield(L_, -2, "__mode");
+  lua_setmetatable(L_, -2);
+  dead_ref_ = luaL_ref(L_, LUA_REGISTRYINDEX);
+}
+
+// ---- ngx.thread.* ---------------------------------------------------------------
+
+int Scheduler::l_spawn(lua_State* L) {
+  Scheduler& s = runtime().sched();
+  LuaThread* cur = s.current();
+  if (!cur) return luaL_error(L, "no running light thread");
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  int nargs = lua_gettop(L) - 1;
+  LuaThread* t = s.create(L, nargs, ThreadKind::user, cur->id);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+  s.resume(t, nargs);
+  return 1;
+}
+
+int Scheduler::l_wait(lua_State* L) {
+  Scheduler& s = runtime().sched();
+  LuaThread* cur = s.current();
+  if (!cur) return luaL_error(L, "no running light thread");
+  int n = lua_gettop(L);
+  if (n == 0) return luaL_error(L, "at least one coroutine should be specified");
+  std::vector<uint64_t> ids;
+  for (int i = 1; i <= n; ++i) {
+    lua_State* co = lua_tothread(L, i);
+    if (!co) return luaL_argerror(L, i, "lua thread expected");
+    LuaThread* t = s.find(co);
+    if (!t) {
+      if (s.is_dead(L, i)) {
+        if (i < n) continue;
+        if (ids.empty()) {
+          lua_pushnil(L);
+          lua_pushliteral(L, "already waited or killed");
+          return 2;
+        }
+        break;
+      }
+      return luaL_error(L, "attempt to wait on a coroutine that is not a user thread");
+    }
+    if (t->kind != ThreadKind::user) return luaL_error(L, "attempt to wait on a coroutine that is not a user thread");
+    if (t->parent != cur->id) return luaL_error(L, "only the parent coroutine can wait on the thread");
+    if (t->state == ThreadState::zombie) {
+      int r = push_zombie(L, t);
+      s.release(t);
+      return r;
+    }
+    ids.push_back(t->id);
+  }
+  cur->waiting_on = std::move(ids);
+  s.suspend(cur, [cur] { cur->waiting_on.clear(); });
+  lua_pushlightuserdata(L, &kYieldSentinel);
+  return lua_yield(L, 1);
+}
+
+int Scheduler::l_kill(lua_State* L) {
+  Scheduler& s = runtime().sched();
+  LuaThread* cur = s.current();
+  if (!cur) return luaL_error(L, "no running light thread");
+  lua_State* co = lua_tothread(L, 1);
+  if (!co) return luaL_argerror(L, 1, "lua thread expected");
+  LuaThread* t = s.find(co);
+  if (!t || t->kind != ThreadKind::user) {
+    lua_pushnil(L);
+    if (!t && s.is_dead(L, 1)) lua_pushliteral(L, "already waited or killed");
+    else lua_pushliteral(L, "not user thread");
+    return 2;
+  }
+  if (t->parent != cur->id) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "killer not parent");
+    return 2;
+  }
+  if (t->state == ThreadState::zombie) {
+    s.release(t);
+    lua_pushnil(L);
+    lua_pushliteral(L, "already terminated");
+    return 2;
+  }
+  s.kill(t);
+  lua_pushinteger(L, 1);
+  return 1;
+}
+
+}  // namespace cosocket

@@ -1,0 +1,1040 @@
+// ngx.socket.tcp: the TCP / unix-stream cosocket.
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "buffer.h"
+#include "clock.h"
+#include "lua_util.h"
+#include "pool.h"
+#include "resolver.h"
+#include "runtime.h"
+#include "sockets.h"
+#include "until_matcher.h"
+
+namespace cosocket {
+
+namespace {
+
+const char* const kTcpMeta = "cosocket.tcp";
+const char* const kUntilMeta = "cosocket.until";
+
+enum class St { closed, connecting, connected };
+enum class ReadKind { size, line, all, any, until };
+
+struct TcpSock {
+  int fd = -1;
+  St st = St::closed;
+  bool is_unix = false;
+  Buffer rbuf;
+  long connect_timeout = 0, send_timeout = 0, read_timeout = 0;  // 0: the defaults
+  int reused = 0;
+  bool failed = false;   // the last operation failed: not fit for the pool
+  bool eof = false;      // the peer closed its side
+  Pool* pool = nullptr;  // the pool this connection is counted in
+  std::string key;
+  std::string bind_ip;
+  int self_ref = LUA_NOREF;
+  int pins = 0;
+  // the read operation in progress
+  uint64_t reader = 0;
+  ReadKind rkind = ReadKind::size;
+  size_t rsize = 0;
+  UntilState* until = nullptr;
+  int until_ref = LUA_NOREF;
+  EventPtr rev{nullptr, event_free};
+  // the write (or connect) operation in progress
+  uint64_t writer = 0;
+  std::string wpending;
+  size_t woff = 0;
+  size_t wtotal = 0;
+  EventPtr wev{nullptr, event_free};
+  // connect in progress
+  std::unique_ptr<Lookup> lookup;
+  std::unique_ptr<Timer> ctimer;
+  Pool* waiting_pool = nullptr;
+  uint64_t ticket = 0;
+  std::string host;
+  int port = 0;
+  Address addr;
+};
+
+Scheduler& sched() { return runtime().sched(); }
+
+long eff(long v, int def) { return v > 0 ? v : def; }
+timeval tv_of(long ms) { return timeval{ms / 1000, (ms % 1000) * 1000}; }
+
+TcpSock* check_tcp(lua_State* L, int idx) { return static_cast<TcpSock*>(luaL_checkudata(L, idx, kTcpMeta)); }
+
+void pin_sock(lua_State* L, TcpSock* s, int idx) {
+  if (s->pins++ == 0) s->self_ref = pin(L, idx);
+}
+
+void unpin_sock(TcpSock* s) {
+  if (s->pins > 0 && --s->pins == 0) {
+    luaL_unref(runtime().L(), LUA_REGISTRYINDEX, s->self_ref);
+    s->self_ref = LUA_NOREF;
+  }
+}
+
+void release_until(TcpSock* s) {
+  if (s->until_ref != LUA_NOREF) luaL_unref(runtime().L(), LUA_REGISTRYINDEX, s->until_ref);
+  s->until_ref = LUA_NOREF;
+  s->until = nullptr;
+}
+
+void on_read(int, short what, void* arg);
+void on_write(int, short what, void* arg);
+
+void make_events(TcpSock* s) {
+  s->rev.reset(event_new(runtime().base(), s->fd, EV_READ, &on_read, s));
+  s->wev.reset(event_new(runtime().base(), s->fd, EV_WRITE, &on_write, s));
+}
+
+// Closes the connection; the socket can connect again.
+void close_fd(TcpSock* s) {
+  s->rev.reset();
+  s->wev.reset();
+  if (s->fd >= 0) ::close(s->fd);
+  s->fd = -1;
+  s->st = St::closed;
+  s->rbuf.clear();
+  s->eof = false;
+  Pool* p = s->pool;
+  s->pool = nullptr;
+  if (p && !runtime().closing()) p->closed();
+}
+
+// Wakes a thread parked on this socket with nil, "closed" (another thread closed it).
+void abort_op(TcpSock* s, uint64_t& slot) {
+  LuaThread* t = sched().find(slot);
+  slot = 0;
+  unpin_sock(s);
+  if (!t) return;
+  t->cancel = nullptr;
+  lua_pushnil(t->co);
+  lua_pushliteral(t->co, "closed");
+  sched().post(t, 2);
+}
+
+void close_sock(TcpSock* s) {
+  s->lookup.reset();
+  s->ctimer.reset();
+  if (s->waiting_pool) s->waiting_pool->cancel(s->ticket);
+  s->waiting_pool = nullptr;
+  if (s->reader) {
+    release_until(s);
+    abort_op(s, s->reader);
+  }
+  if (s->writer) abort_op(s, s->writer);
+  close_fd(s);
+}
+
+void adopt(TcpSock* s, int fd, Pool* pool, int reused) {
+  s->fd = fd;
+  s->st = St::connected;
+  s->pool = pool;
+  s->reused = reused;
+  s->failed = false;
+  s->eof = false;
+  make_events(s);
+}
+
+int push_err(lua_State* L, const char* err) {
+  lua_pushnil(L);
+  lua_pushstring(L, err);
+  return 2;
+}
+
+// ---- reading ----------------------------------------------------------------------
+
+void push_line(lua_State* L, const char* p, size_t n) {
+  if (!memchr(p, '\r', n)) {
+    lua_pushlstring(L, p, n);
+    return;
+  }
+  std::string out;
+  out.reserve(n);
+  for (size_t i = 0; i < n; ++i)
+    if (p[i] != '\r') out.push_back(p[i]);
+  lua_pushlstring(L, out.data(), out.size());
+}
+
+int push_partial_err(lua_State* L, TcpSock* s, const char* err) {
+  lua_pushnil(L);
+  lua_pushstring(L, err);
+  lua_pushlstring(L, s->rbuf.data(), s->rbuf.size());
+  s->rbuf.consume(s->rbuf.size());
+  if (s->until) s->until->reset();
+  return 3;
+}
+
+// receiveuntil over the buffer: values pushed, or -1 when more input is needed.
+int until_step(lua_State* L, TcpSock* s) {
+  UntilState* u = s->until;
+  Buffer& b = s->rbuf;
+  if (u->mark != b.consumed_total()) {
+    u->scan_pos = 0;
+    u->k = 0;
+    u->found = false;
+    u->mark = b.consumed_total();
+  }
+  if (!u->found && u->scan_pos < b.size()) {
+    size_t k = u->k;
+    size_t r = u->matcher.scan(b.view().substr(u->scan_pos), k);
+    if (r != UntilMatcher::npos) {
+      u->found = true;
+      u->scan_pos += r;
+      u->k = 0;
+    } else {
+      u->scan_pos = b.size();
+      u->k = k;
+    }
+  }
+  size_t size = s->rsize;
+  if (u->found) {
+    size_t out = u->inclusive ? u->scan_pos : u->scan_pos - u->matcher.size();
+    if (size && out > size) {
+      lua_pushlstring(L, b.data(), size);
+      b.consume(size);
+      u->scan_pos -= size;
+      u->mark = b.consumed_total();
+      return 1;
+    }
+    lua_pushlstring(L, b.data(), out);
+    b.consume(u->scan_pos);
+    u->reset();
+    if (size) u->done = true;
+    return 1;
+  }
+  if (size) {
+    size_t confirmed = u->scan_pos - u->k;
+    if (confirmed >= size) {
+      lua_pushlstring(L, b.data(), size);
+      b.consume(size);
+      u->scan_pos -= size;
+      u->mark = b.consumed_total();
+      return 1;
+    }
+  }
+  return -1;
+}
+
+// Tries to finish the read operation from the buffer and the socket: values pushed, or
+// -1 when it must wait for the socket to become readable.
+int try_read(lua_State* L, TcpSock* s) {
+  Buffer& b = s->rbuf;
+  for (;;) {
+    switch (s->rkind) {
+      case ReadKind::size:
+        if (b.size() >= s->rsize) {
+          lua_pushlstring(L, b.data(), s->rsize);
+          b.consume(s->rsize);
+          return 1;
+        }
+        break;
+      case ReadKind::line: {
+        const char* nl = static_cast<const char*>(memchr(b.data(), '\n', b.size()));
+        if (nl) {
+          size_t n = static_cast<size_t>(nl - b.data());
+          push_line(L, b.data(), n);
+          b.consume(n + 1);
+          return 1;
+        }
+        break;
+      }
+      case ReadKind::any:
+        if (!b.empty()) {
+          size_t n = b.size() < s->rsize ? b.size() : s->rsize;
+          lua_pushlstring(L, b.data(), n);
+          b.consume(n);
+          return 1;
+        }
+        break;
+      case ReadKind::all: break;
+      case ReadKind::until: {
+        int r = until_step(L, s);
+        if (r >= 0) return r;
+        break;
+      }
+    }
+    if (s->eof) {
+      if (s->rkind == ReadKind::all) {
+        lua_pushlstring(L, b.data(), b.size());
+        b.consume(b.size());
+        return 1;
+      }
+      return push_partial_err(L, s, "closed");
+    }
+    ssize_t n = b.read_fd(s->fd);
+    if (n > 0) continue;
+    if (n == 0) {
+      s->eof = true;
+      continue;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return -1;
+    std::string err = errno_text(errno);
+    int r = push_partial_err(L, s, err.c_str());
+    s->failed = true;
+    // a hard error ends the connection (a concurrent writer learns it on its next try)
+    if (!s->writer) close_fd(s);
+    return r;
+  }
+}
+
+void arm_read(TcpSock* s) {
+  timeval tv = tv_of(eff(s->read_timeout, runtime().cfg().read_timeout_ms));
+  event_add(s->rev.get(), &tv);
+}
+
+void cancel_read(TcpSock* s) {
+  if (s->rev) event_del(s->rev.get());
+  s->reader = 0;
+  release_until(s);
+  unpin_sock(s);
+}
+
+// Starts a read whose kind is set in s: returns the values, or yields.
+int start_read(lua_State* L, TcpSock* s, int sock_idx, int until_idx) {
+  s->failed = false;
+  int n = try_read(L, s);
+  if (n >= 0) {
+    s->until = nullptr;
+    return n;
+  }
+  LuaThread* cur = sched().current();
+  if (!cur) return luaL_error(L, "no running light thread");
+  pin_sock(L, s, sock_idx);
+  if (until_idx) s->until_ref = pin(L, until_idx);
+  s->reader = cur->id;
+  arm_read(s);
+  sched().suspend(cur, [s] { cancel_read(s); });
+  return yield_op(L);
+}
+
+void on_read(int, short what, void* arg) {
+  clock_update();
+  auto* s = static_cast<TcpSock*>(arg);
+  LuaThread* t = sched().find(s->reader);
+  if (!t) return;
+  int n;
+  if (what & EV_TIMEOUT) {
+    s->failed = true;
+    n = push_partial_err(t->co, s, "timeout");
+  } else {
+    n = try_read(t->co, s);
+    if (n < 0) {
+      arm_read(s);
+      return;
+    }
+  }
+  s->reader = 0;
+  release_until(s);
+  unpin_sock(s);
+  sched().resume(t, n);
+}
+
+int check_readable(lua_State* L, TcpSock* s) {
+  if (s->reader) return push_err(L, "socket busy reading");
+  if (s->st == St::connecting) return push_err(L, "socket busy connecting");
+  if (s->st != St::connected) return push_err(L, "closed");
+  return 0;
+}
+
+int l_receive(lua_State* L) {
+  TcpSock* s = check_tcp(L, 1);
+  int n = lua_gettop(L);
+  if (n > 2) return luaL_error(L, "expecting 1 or 2 arguments (including the object), but got %d", n);
+  ReadKind kind = ReadKind::line;
+  size_t size = 0;
+  if (n == 2 && !lua_isnil(L, 2)) {
+    if (lua_type(L, 2) == LUA_TSTRING && !lua_isnumber(L, 2)) {
+      size_t len;
+      const char* p = lua_tolstring(L, 2, &len);
+      if (len == 2 && p[0] == '*' && p[1] == 'l') kind = ReadKind::line;
+      else if (len == 2 && p[0] == '*' && p[1] == 'a') kind = ReadKind::all;
+      else return luaL_argerror(L, 2, lua_pushfstring(L, "bad pattern argument: %s", p));
+    } else if (lua_isnumber(L, 2)) {
+      lua_Number v = lua_tonumber(L, 2);
+      if (v < 0) return luaL_argerror(L, 2, "bad pattern argument");
+      kind = ReadKind::size;
+      size = static_cast<size_t>(v);
+    } else {
+      return luaL_argerror(L, 2, "bad pattern argument");
+    }
+  }
+  if (int r = check_readable(L, s)) return r;
+  if (kind == ReadKind::size && size == 0) {
+    lua_pushliteral(L, "");
+    return 1;
+  }
+  s->rkind = kind;
+  s->rsize = size;
+  return start_read(L, s, 1, 0);
+}
+
+int l_receiveany(lua_State* L) {
+  TcpSock* s = check_tcp(L, 1);
+  int n = lua_gettop(L);
+  if (n != 2) return luaL_error(L, "expecting 2 arguments (including the object), but got %d", n);
+  if (!lua_isnumber(L, 2)) return luaL_argerror(L, 2, "bad max argument");
+  lua_Number max = lua_tonumber(L, 2);
+  if (max <= 0) return luaL_argerror(L, 2, "bad max argument");
+  if (int r = check_readable(L, s)) return r;
+  s->rkind = ReadKind::any;
+  s->rsize = static_cast<size_t>(max);
+  return start_read(L, s, 1, 0);
+}
+
+int l_until_gc(lua_State* L) {
+  static_cast<UntilState*>(lua_touserdata(L, 1))->~UntilState();
+  return 0;
+}
+
+int l_until_iter(lua_State* L) {
+  TcpSock* s = check_tcp(L, lua_upvalueindex(1));
+  auto* u = static_cast<UntilState*>(lua_touserdata(L, lua_upvalueindex(2)));
+  size_t size = 0;
+  if (lua_gettop(L) >= 1 && !lua_isnil(L, 1)) {
+    if (!lua_isnumber(L, 1)) return luaL_argerror(L, 1, "bad size argument");
+    lua_Number v = lua_tonumber(L, 1);
+    if (v < 0) return luaL_argerror(L, 1, "bad size argument");
+    size = static_cast<size_t>(v);
+  }
+  if (int r = check_readable(L, s)) return r;
+  if (u->done) {
+    u->done = false;
+    lua_pushnil(L);
+    return 1;
+  }
+  s->rkind = ReadKind::until;
+  s->rsize = size;
+  s->until = u;
+  return start_read(L, s, lua_upvalueindex(1), lua_upvalueindex(2));
+}
+
+int l_receiveuntil(lua_State* L) {
+  check_tcp(L, 1);
+  int n = lua_gettop(L);
+  if (n != 2 && n != 3) return luaL_error(L, "expecting 2 or 3 arguments (including the object), but got %d", n);
+  size_t len;
+  const char* p = luaL_checklstring(L, 2, &len);
+  if (len == 0) return push_err(L, "pattern is empty");
+  bool inclusive = false;
+  if (n == 3 && !lua_isnil(L, 3)) {
+    luaL_checktype(L, 3, LUA_TTABLE);
+    lua_getfield(L, 3, "inclusive");
+    int t = lua_type(L, -1);
+    if (t == LUA_TBOOLEAN) inclusive = lua_toboolean(L, -1);
+    else if (t != LUA_TNIL) return luaL_error(L, "bad \"inclusive\" option value type: %s", luaL_typename(L, -1));
+    lua_pop(L, 1);
+  }
+  lua_pushvalue(L, 1);
+  void* mem = lua_newuserdata(L, sizeof(UntilState));
+  new (mem) UntilState(std::string(p, len), inclusive);
+  luaL_getmetatable(L, kUntilMeta);
+  lua_setmetatable(L, -2);
+  lua_pushcclosure(L, l_until_iter, 2);
+  return 1;
+}
+
+// ---- writing ----------------------------------------------------------------------
+
+void arm_write(TcpSock* s, long timeout_ms) {
+  timeval tv = tv_of(timeout_ms);
+  event_add(s->wev.get(), &tv);
+}
+
+// Sends what is pending in s->wpending: 0 done, 1 again, -errno on error.
+int flush_pending(TcpSock* s) {
+  while (s->woff < s->wpending.size()) {
+    ssize_t n = ::send(s->fd, s->wpending.data() + s->woff, s->wpending.size() - s->woff, MSG_NOSIGNAL);
+    if (n > 0) {
+      s->woff += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 1;
+    return -(n < 0 ? errno : EPIPE);
+  }
+  return 0;
+}
+
+void cancel_write(TcpSock* s) {
+  if (s->wev) event_del(s->wev.get());
+  s->writer = 0;
+  s->wpending.clear();
+  unpin_sock(s);
+}
+
+void finish_writer(TcpSock* s, int (*push)(lua_State*, TcpSock*, const char*), const char* err) {
+  LuaThread* t = sched().find(s->writer);
+  s->writer = 0;
+  if (!t) {
+    unpin_sock(s);
+    return;
+  }
+  int n = push(t->co, s, err);
+  unpin_sock(s);
+  sched().resume(t, n);
+}
+
+int push_sent(lua_State* L, TcpSock* s, const char* err) {
+  if (err) return push_err(L, err);
+  lua_pushinteger(L, static_cast<lua_Integer>(s->wtotal));
+  return 1;
+}
+
+void send_failed(TcpSock* s, const std::string& err) {
+  s->wpending.clear();
+  s->failed = true;
+  // every error but a read timeout closes the socket; a parked reader hears "closed"
+  if (s->reader) {
+    release_until(s);
+    abort_op(s, s->reader);
+  }
+  close_fd(s);
+  finish_writer(s, push_sent, err.c_str());
+}
+
+int connect_step_done(TcpSock* s);
+
+void on_write(int, short what, void* arg) {
+  clock_update();
+  auto* s = static_cast<TcpSock*>(arg);
+  if (s->st == St::connecting) {
+    if (what & EV_TIMEOUT) {
+      s->failed = true;
+      close_fd(s);
+      finish_writer(s, [](lua_State* L, TcpSock*, const char* e) { return push_err(L, e); }, "timeout");
+      return;
+    }
+    connect_step_done(s);
+    return;
+  }
+  if (what & EV_TIMEOUT) {
+    send_failed(s, "timeout");
+    return;
+  }
+  int r = flush_pending(s);
+  if (r == 1) {
+    arm_write(s, eff(s->send_timeout, runtime().cfg().send_timeout_ms));
+    return;
+  }
+  if (r < 0) {
+    send_failed(s, errno_text(-r));
+    return;
+  }
+  s->wpending.clear();
+  finish_writer(s, push_sent, nullptr);
+}
+
+int l_send(lua_State* L) {
+  TcpSock* s = check_tcp(L, 1);
+  if (lua_gettop(L) != 2)
+    return luaL_error(L, "expecting 2 arguments (including the object), but got %d", lua_gettop(L));
+  std::vector<iovec> iov;
+  size_t total = collect_send_data(L, 2, iov, "send");
+  if (s->writer) return push_err(L, s->st == St::connecting ? "socket busy connecting" : "socket busy writing");
+  if (s->st != St::connected) return push_err(L, "closed");
+  s->failed = false;
+  if (total == 0) {
+    lua_pushinteger(L, 0);
+    return 1;
+  }
+  size_t sent = 0, i = 0;
+  while (i < iov.size()) {
+    msghdr msg{};
+    msg.msg_iov = iov.data() + i;
+    msg.msg_iovlen = std::min<size_t>(iov.size() - i, 1024);
+    ssize_t n = ::sendmsg(s->fd, &msg, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      std::string err = errno_text(errno);
+      s->failed = true;
+      if (s->reader) {
+        release_until(s);
+        abort_op(s, s->reader);
+      }
+      close_fd(s);
+      return push_err(L, err.c_str());
+    }
+    sent += static_cast<size_t>(n);
+    size_t left = static_cast<size_t>(n);
+    while (i < iov.size() && left >= iov[i].iov_len) left -= iov[i++].iov_len;
+    if (left) {
+      iov[i].iov_base = static_cast<char*>(iov[i].iov_base) + left;
+      iov[i].iov_len -= left;
+    }
+  }
+  if (i == iov.size()) {
+    lua_pushinteger(L, static_cast<lua_Integer>(total));
+    return 1;
+  }
+  LuaThread* cur = sched().current();
+  if (!cur) return luaL_error(L, "no running light thread");
+  s->wpending.clear();
+  s->wpending.reserve(total - sent);
+  for (; i < iov.size(); ++i) s->wpending.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
+  s->woff = 0;
+  s->wtotal = total;
+  pin_sock(L, s, 1);
+  s->writer = cur->id;
+  arm_write(s, eff(s->send_timeout, runtime().cfg().send_timeout_ms));
+  sched().suspend(cur, [s] { cancel_write(s); });
+  return yield_op(L);
+}
+
+// ---- connecting -------------------------------------------------------------------
+
+int push_connected(lua_State* L, TcpSock*, const char* err) {
+  if (err) return push_err(L, err);
+  lua_pushinteger(L, 1);
+  return 1;
+}
+
+void connect_failed(TcpSock* s, const std::string& err) {
+  s->failed = true;
+  close_fd(s);  // also gives the pool slot back
+  finish_writer(s, push_connected, err.c_str());
+}
+
+// Opens the socket and starts connecting: 0 connected, 1 in progress, -errno.
+int begin_connect(TcpSock* s) {
+  int family = s->addr.family();
+  int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  s->fd = fd;
+  s->is_unix = family == AF_UNIX;
+  if (!s->bind_ip.empty()) {
+    Address local;
+    if (!parse_numeric(s->bind_ip, 0, local) || ::bind(fd, reinterpret_cast<sockaddr*>(&local.ss), local.len) < 0)
+      return -(errno ? errno : EINVAL);
+  }
+  make_events(s);
+  int rc;
+  do rc = ::connect(fd, reinterpret_cast<sockaddr*>(&s->addr.ss), s->addr.len);
+  while (rc < 0 && errno == EINTR);
+  if (rc == 0) return 0;
+  if (errno == EINPROGRESS) return 1;
+  return -errno;
+}
+
+int connect_step_done(TcpSock* s) {
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+  if (err) {
+    connect_failed(s, errno_text(err));
+    return 0;
+  }
+  s->st = St::connected;
+  s->reused = 0;
+  finish_writer(s, push_connected, nullptr);
+  return 0;
+}
+
+void cancel_connect(TcpSock* s) {
+  s->lookup.reset();
+  s->ctimer.reset();
+  if (s->waiting_pool) s->waiting_pool->cancel(s->ticket);
+  s->waiting_pool = nullptr;
+  s->writer = 0;
+  close_fd(s);
+  unpin_sock(s);
+}
+
+long connect_timeout(TcpSock* s) { return eff(s->connect_timeout, runtime().cfg().connect_timeout_ms); }
+
+// From an address on: connect now or wait for it (async continuation).
+void continue_connect(TcpSock* s) {
+  int r = begin_connect(s);
+  if (r == 0) {
+    s->st = St::connected;
+    s->reused = 0;
+    finish_writer(s, push_connected, nullptr);
+  } else if (r == 1) {
+    arm_write(s, connect_timeout(s));
+  } else {
+    connect_failed(s, errno_text(-r));
+  }
+}
+
+void on_resolved(TcpSock* s, const std::string& err, const Address& addr) {
+  s->lookup.reset();  // (safe: Lookup delivers last)
+  if (!err.empty()) {
+    connect_failed(s, err);
+    return;
+  }
+  s->addr = addr;
+  continue_connect(s);
+}
+
+// Opens a new connection for s (pool accounting done): returns values or yields.
+int open_connection(lua_State* L, TcpSock* s, LuaThread* cur, bool numeric) {
+  if (numeric) {
+    int r = begin_connect(s);
+    if (r == 0) {
+      s->st = St::connected;
+      s->reused = 0;
+      lua_pushinteger(L, 1);
+      return 1;
+    }
+    if (r < 0) {
+      std::string err = errno_text(-r);
+      s->failed = true;
+      close_fd(s);
+      return push_err(L, err.c_str());
+    }
+    s->st = St::connecting;
+    pin_sock(L, s, 1);
+    s->writer = cur->id;
+    arm_write(s, connect_timeout(s));
+  } else {
+    s->st = St::connecting;
+    pin_sock(L, s, 1);
+    s->writer = cur->id;
+    s->lookup = std::make_unique<Lookup>(runtime(), s->host, s->port, connect_timeout(s),
+                                         [s](const std::string& e, const Address& a) { on_resolved(s, e, a); });
+  }
+  sched().suspend(cur, [s] { cancel_connect(s); });
+  return yield_op(L);
+}
+
+void on_slot(TcpSock* s, int fd, int reused) {
+  s->ctimer.reset();
+  Pool* p = s->waiting_pool;
+  s->waiting_pool = nullptr;
+  if (fd >= 0) {  // a connection handed over by setkeepalive
+    adopt(s, fd, p, reused + 1);
+    finish_writer(s, push_connected, nullptr);
+    return;
+  }
+  p->opened();
+  s->pool = p;
+  if (s->addr.len) {
+    continue_connect(s);
+  } else {
+    s->lookup = std::make_unique<Lookup>(runtime(), s->host, s->port, connect_timeout(s),
+                                         [s](const std::string& e, const Address& a) { on_resolved(s, e, a); });
+  }
+}
+
+int l_connect(lua_State* L) {
+  TcpSock* s = check_tcp(L, 1);
+  int n = lua_gettop(L);
+  if (n < 2 || n > 4)
+    return luaL_error(L, "ngx.socket connect: expecting 2, 3, or 4 arguments (including the object), but seen %d", n);
+  size_t hl;
+  const char* h = luaL_checklstring(L, 2, &hl);
+  std::string host(h, hl);
+  Address addr;
+  std::string perr;
+  bool is_unix = parse_unix(host, addr, perr);
+  int port = 0, opts = 0;
+  if (is_unix) {
+    if (n >= 3 && lua_istable(L, 3)) opts = 3;
+    else if (n == 4 && lua_istable(L, 4)) opts = 4;
+  } else {
+    if (n < 3) return luaL_error(L, "ngx.socket connect: expecting 3 or 4 arguments (including the object), but seen %d", n);
+    lua_Integer p = luaL_checkinteger(L, 3);
+    if (p < 0 || p > 65535) {
+      lua_pushnil(L);
+      lua_pushfstring(L, "bad port number: %d", static_cast<int>(p));
+      return 2;
+    }
+    port = static_cast<int>(p);
+    if (n == 4 && !lua_isnil(L, 4)) {
+      luaL_checktype(L, 4, LUA_TTABLE);
+      opts = 4;
+    }
+  }
+  std::string key;
+  long pool_size = 0, backlog = 0;
+  bool has_size = false, has_backlog = false;
+  if (opts) {
+    lua_getfield(L, opts, "pool");
+    if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER) {
+      size_t kl;
+      const char* k = lua_tolstring(L, -1, &kl);
+      key.assign(k, kl);
+    } else if (!lua_isnil(L, -1)) {
+      return luaL_error(L, "bad \"pool\" option type: %s", luaL_typename(L, -1));
+    }
+    lua_pop(L, 1);
+    has_size = opt_integer(L, opts, "pool_size", pool_size, "pool_size");
+    if (has_size && pool_size <= 0) return luaL_error(L, "bad \"pool_size\" option value: %d", static_cast<int>(pool_size));
+    has_backlog = opt_integer(L, opts, "backlog", backlog, "backlog");
+    if (has_backlog && backlog < 0) return luaL_error(L, "bad \"backlog\" option value: %d", static_cast<int>(backlog));
+  }
+  if (key.empty()) key = is_unix ? host : host + ":" + std::to_string(port);
+  if (s->writer) return push_err(L, s->st == St::connecting ? "socket busy connecting" : "socket busy writing");
+  if (s->reader) return push_err(L, "socket busy reading");
+  LuaThread* cur = sched().current();
+  if (!cur) return luaL_error(L, "no running light thread");
+  if (s->st != St::closed) close_sock(s);
+  s->failed = false;
+  s->key = key;
+  s->reused = 0;
+  if (!perr.empty()) return push_err(L, perr.c_str());
+  bool numeric = is_unix || parse_numeric(host, port, addr);
+  s->host = host;
+  s->port = port;
+  s->addr = numeric ? addr : Address{};
+  PoolSet& pools = runtime().pools();
+  Pool* pool = pools.find(key);
+  if (!pool && (has_size || has_backlog)) pool = pools.get_or_create(key, has_size ? pool_size : runtime().cfg().pool_size);
+  if (pool) {
+    int reused = 0;
+    int fd = pool->take(reused);
+    if (fd >= 0) {
+      adopt(s, fd, pool, reused + 1);
+      lua_pushinteger(L, 1);
+      return 1;
+    }
+    if (has_backlog && pool->connections() >= pool->size()) {
+      if (pool->waiting() >= static_cast<size_t>(backlog)) return push_err(L, "too many waiting connect operations");
+      s->st = St::connecting;
+      pin_sock(L, s, 1);
+      s->writer = cur->id;
+      s->waiting_pool = pool;
+      s->ticket = pool->wait([s](int fd2, int reused2) { on_slot(s, fd2, reused2); });
+      s->ctimer = std::make_unique<Timer>(runtime().base(), connect_timeout(s), [s] {
+        s->ctimer.reset();
+        if (s->waiting_pool) s->waiting_pool->cancel(s->ticket);
+        s->waiting_pool = nullptr;
+        s->st = St::closed;
+        s->failed = true;
+        finish_writer(s, push_connected, "timeout");
+      });
+      sched().suspend(cur, [s] { cancel_connect(s); });
+      return yield_op(L);
+    }
+    pool->opened();
+    s->pool = pool;
+  }
+  return open_connection(L, s, cur, numeric);
+}
+
+// ---- the rest -------------------------------------------------------------------
+
+int l_close(lua_State* L) {
+  TcpSock* s = check_tcp(L, 1);
+  if (lua_gettop(L) != 1) return luaL_error(L, "expecting 1 argument (including the object) but seen %d", lua_gettop(L));
+  if (s->st == St::closed && !s->writer) return push_err(L, "closed");
+  close_sock(s);
+  lua_pushinteger(L, 1);
+  return 1;
+}
+
+int l_setkeepalive(lua_State* L) {
+  TcpSock* s = check_tcp(L, 1);
+  int n = lua_gettop(L);
+  if (n > 3) return luaL_error(L, "expecting 1 to 3 arguments (including the object), but got %d", n);
+  long timeout = runtime().cfg().keepalive_timeout_ms;
+  long size = runtime().cfg().pool_size;
+  if (n >= 2 && !lua_isnil(L, 2)) {
+    lua_Integer t = luaL_checkinteger(L, 2);
+    if (t < 0) return luaL_error(L, "bad \"timeout\" argument: %d", static_cast<int>(t));
+    timeout = static_cast<long>(t);  // 0: never expires
+  }
+  if (n >= 3 && !lua_isnil(L, 3)) {
+    lua_Integer sz = luaL_checkinteger(L, 3);
+    if (sz <= 0) return luaL_error(L, "bad \"pool_size\" option value: %d", static_cast<int>(sz));
+    size = static_cast<long>(sz);
+  }
+  if (s->st != St::connected) {
+    if (s->st == St::connecting) return push_err(L, "socket busy connecting");
+    return push_err(L, "closed");
+  }
+  if (s->reader) return push_err(L, "socket busy reading");
+  if (s->writer) return push_err(L, "socket busy writing");
+  if (!s->rbuf.empty()) return push_err(L, "unread data in buffer");
+  if (s->failed || s->eof) return push_err(L, "connection in dubious state");
+  // anything the peer sent, or its close, since the last read makes it unfit
+  char c;
+  ssize_t r = ::recv(s->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (r >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) return push_err(L, "connection in dubious state");
+  Pool* pool = runtime().pools().get_or_create(s->key, static_cast<size_t>(size));
+  if (s->pool != pool) {
+    if (s->pool) s->pool->closed();
+    pool->opened();
+  }
+  int fd = s->fd;
+  int reused = s->reused;
+  s->rev.reset();
+  s->wev.reset();
+  s->fd = -1;
+  s->st = St::closed;
+  s->pool = nullptr;
+  pool->put(fd, reused, timeout);
+  lua_pushinteger(L, 1);
+  return 1;
+}
+
+int l_getreusedtimes(lua_State* L) {
+  TcpSock* s = check_tcp(L, 1);
+  if (s->st != St::connected) return push_err(L, "closed");
+  lua_pushinteger(L, s->reused);
+  return 1;
+}
+
+int l_settimeout(lua_State* L) {
+  TcpSock* s = check_tcp(L, 1);
+  if (lua_gettop(L) != 2)
+    return luaL_error(L, "ngx.socket settimeout: expecting 2 arguments (including the object) but seen %d", lua_gettop(L));
+  lua_Number t = luaL_checknumber(L, 2);
+  if (t < 0 || t > 2147483647.0) return luaL_error(L, "bad timeout value");
+  s->connect_timeout = s->send_timeout = s->read_timeout = static_cast<long>(t);
+  return 0;
+}
+
+int l_settimeouts(lua_State* L) {
+  TcpSock* s = check_tcp(L, 1);
+  if (lua_gettop(L) != 4)
+    return luaL_error(L, "ngx.socket settimeouts: expecting 4 arguments (including the object) but seen %d",
+                      lua_gettop(L));
+  long v[3];
+  const char* names[3] = {"connect", "send", "read"};
+  for (int i = 0; i < 3; ++i) {
+    lua_Number t = luaL_checknumber(L, i + 2);
+    if (t < 0 || t > 2147483647.0) return luaL_error(L, "bad %s timeout value", names[i]);
+    v[i] = static_cast<long>(t);
+  }
+  s->connect_timeout = v[0];
+  s->send_timeout = v[1];
+  s->read_timeout = v[2];
+  return 0;
+}
+
+struct SockOpt {
+  const char* name;
+  int level;
+  int opt;
+  bool tcp_only;
+};
+const SockOpt kOpts[] = {
+    {"keepalive", SOL_SOCKET, SO_KEEPALIVE, false}, {"reuseaddr", SOL_SOCKET, SO_REUSEADDR, false},
+    {"tcp-nodelay", IPPROTO_TCP, TCP_NODELAY, true}, {"sndbuf", SOL_SOCKET, SO_SNDBUF, false},
+    {"rcvbuf", SOL_SOCKET, SO_RCVBUF, false},        {"keepintvl", IPPROTO_TCP, TCP_KEEPINTVL, true},
+    {"keepcnt", IPPROTO_TCP, TCP_KEEPCNT, true},     {"keepidle", IPPROTO_TCP, TCP_KEEPIDLE, true},
+};
+
+const SockOpt* find_opt(lua_State* L, int idx) {
+  const char* name = luaL_checkstring(L, idx);
+  for (const auto& o : kOpts)
+    if (strcmp(o.name, name) == 0) return &o;
+  luaL_argerror(L, idx, lua_pushfstring(L, "unsupported option %s", name));
+  return nullptr;
+}
+
+int l_setoption(lua_State* L) {
+  TcpSock* s = check_tcp(L, 1);
+  const SockOpt* o = find_opt(L, 2);
+  int val;
+  if (lua_type(L, 3) == LUA_TBOOLEAN) val = lua_toboolean(L, 3);
+  else val = static_cast<int>(luaL_checkinteger(L, 3));
+  if (s->st != St::connected) return push_err(L, "closed");
+  if (o->tcp_only && s->is_unix) return push_err(L, "unsupported option for unix domain socket");
+  if (setsockopt(s->fd, o->level, o->opt, &val, sizeof val) < 0) return push_err(L, errno_text(errno).c_str());
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+int l_getoption(lua_State* L) {
+  TcpSock* s = check_tcp(L, 1);
+  const SockOpt* o = find_opt(L, 2);
+  if (s->st != St::connected) return push_err(L, "closed");
+  if (o->tcp_only && s->is_unix) return push_err(L, "unsupported option for unix domain socket");
+  int val = 0;
+  socklen_t len = sizeof val;
+  if (getsockopt(s->fd, o->level, o->opt, &val, &len) < 0) return push_err(L, errno_text(errno).c_str());
+  lua_pushinteger(L, val);
+  return 1;
+}
+
+int l_getfd(lua_State* L) {
+  TcpSock* s = check_tcp(L, 1);
+  if (s->fd < 0) return push_err(L, "closed");
+  lua_pushinteger(L, s->fd);
+  return 1;
+}
+
+int l_bind(lua_State* L) {
+  TcpSock* s = check_tcp(L, 1);
+  const char* ip = luaL_checkstring(L, 2);
+  Address a;
+  if (!parse_numeric(ip, 0, a)) return push_err(L, "bad address");
+  s->bind_ip = ip;
+  lua_pushinteger(L, 1);
+  return 1;
+}
+
+int l_gc(lua_State* L) {
+  auto* s = static_cast<TcpSock*>(lua_touserdata(L, 1));
+  if (!runtime().closing()) close_sock(s);
+  else if (s->fd >= 0) ::close(s->fd), s->fd = -1;
+  s->~TcpSock();
+  return 0;
+}
+
+int l_tostring(lua_State* L) {
+  lua_pushfstring(L, "tcp socket: %p", lua_touserdata(L, 1));
+  return 1;
+}
+
+int l_tcp_new(lua_State* L) {
+  if (lua_gettop(L) != 0) return luaL_error(L, "expecting zero arguments, but got %d", lua_gettop(L));
+  void* mem = lua_newuserdata(L, sizeof(TcpSock));
+  new (mem) TcpSock();
+  luaL_getmetatable(L, kTcpMeta);
+  lua_setmetatable(L, -2);
+  return 1;
+}
+
+const luaL_Reg kTcpMethods[] = {
+    {"connect", l_connect},
+    {"receive", l_receive},
+    {"receiveany", l_receiveany},
+    {"receiveuntil", l_receiveuntil},
+    {"send", l_send},
+    {"close", l_close},
+    {"setkeepalive", l_setkeepalive},
+    {"getreusedtimes", l_getreusedtimes},
+    {"settimeout", l_settimeout},
+    {"settimeouts", l_settimeouts},
+    {"setoption", l_setoption},
+    {"getoption", l_getoption},
+    {"getfd", l_getfd},
+    {"bind", l_bind},
+    {nullptr, nullptr},
+};
+
+}  // namespace
+
+void open_tcp(lua_State* L) {
+  luaL_newmetatable(L, kTcpMeta);
+  lua_newtable(L);
+  luaL_register(L, nullptr, kTcpMethods);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, l_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, l_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+  luaL_newmetatable(L, kUntilMeta);
+  lua_pushcfunction(L, l_until_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+  lua_pushcfunction(L, l_tcp_new);
+}
+
+}  // namespace cosocket

@@ -1,0 +1,1 @@
+"""Helper servers for the cosocket test suite (in-process and standalone)."""
