@@ -6,9 +6,9 @@ static void add(std::vector<iovec>& iov, const char* p, size_t n) {
   if (n) iov.push_back(iovec{const_cast<char*>(p), n});
 }
 
-static size_t collect_table(lua_State* L, int idx, std::vector<iovec>& iov, int depth, const char* fname, int anchor,
+static size_t collect_table(lua_State* L, int idx, std::vector<iovec>& iov, int depth, int argidx, int anchor,
                             int& anchored) {
-  if (depth > 100) luaL_error(L, "bad argument #1 to '%s' (table too deeply nested)", fname);
+  if (depth > 100) luaL_argerror(L, argidx, "table too deeply nested");
   size_t total = 0;
   size_t n = lua_objlen(L, idx);
   // only arrays: every key must be an integer in 1..n
@@ -17,7 +17,7 @@ static size_t collect_table(lua_State* L, int idx, std::vector<iovec>& iov, int 
     lua_pop(L, 1);
     if (lua_type(L, -1) != LUA_TNUMBER || lua_tonumber(L, -1) < 1 || lua_tonumber(L, -1) > static_cast<double>(n)) {
       lua_pop(L, 1);
-      luaL_error(L, "bad argument #1 to '%s' (non-array table found)", fname);
+      luaL_argerror(L, argidx, "non-array table found");
     }
   }
   for (size_t i = 1; i <= n; ++i) {
@@ -32,21 +32,8 @@ static size_t collect_table(lua_State* L, int idx, std::vector<iovec>& iov, int 
         lua_rawseti(L, anchor, ++anchored);  // which the anchor table keeps alive
         break;
       case LUA_TSTRING: p = lua_tolstring(L, -1, &len); break;
-      case LUA_TBOOLEAN:
-        p = lua_toboolean(L, -1) ? "true" : "false";
-        len = lua_toboolean(L, -1) ? 4 : 5;
-        break;
-      case LUA_TNIL: p = "nil"; len = 3; break;
-      case LUA_TLIGHTUSERDATA:
-        if (lua_touserdata(L, -1) == nullptr) {
-          p = "null";
-          len = 4;
-          break;
-        }
-        luaL_error(L, "bad argument #1 to '%s' (bad data type %s found)", fname, luaL_typename(L, -1));
-        break;
-      case LUA_TTABLE: total += collect_table(L, lua_gettop(L), iov, depth + 1, fname, anchor, anchored); break;
-      default: luaL_error(L, "bad argument #1 to '%s' (bad data type %s found)", fname, luaL_typename(L, -1));
+      case LUA_TTABLE: total += collect_table(L, lua_gettop(L), iov, depth + 1, argidx, anchor, anchored); break;
+      default: luaL_argerror(L, argidx, lua_pushfstring(L, "bad data type %s found", luaL_typename(L, -1)));
     }
     if (p) {
       add(iov, p, len);
@@ -57,7 +44,7 @@ static size_t collect_table(lua_State* L, int idx, std::vector<iovec>& iov, int 
   return total;
 }
 
-size_t collect_send_data(lua_State* L, int idx, std::vector<iovec>& iov, const char* fname) {
+size_t collect_send_data(lua_State* L, int idx, std::vector<iovec>& iov) {
   int t = lua_type(L, idx);
   size_t len = 0;
   const char* p = nullptr;
@@ -74,7 +61,7 @@ size_t collect_send_data(lua_State* L, int idx, std::vector<iovec>& iov, const c
     case LUA_TTABLE: {
       lua_newtable(L);  // anchors the strings made from numbers; stays on the stack
       int anchored = 0;
-      return collect_table(L, idx, iov, 0, fname, lua_gettop(L), anchored);
+      return collect_table(L, idx, iov, 0, idx, lua_gettop(L), anchored);
     }
     default:
       return luaL_argerror(L, idx, lua_pushfstring(L, "string, number, boolean, nil, or array table expected, got %s",

@@ -11,7 +11,7 @@ namespace cosocket {
 // The data argument of send(): a string, number, boolean, nil, ngx.null or a (nested)
 // array of those. Fills iov with pointers into Lua strings kept alive by the stack (for
 // a table, an anchor table is pushed on top). Raises on a bad type. Returns the length.
-size_t collect_send_data(lua_State* L, int idx, std::vector<iovec>& iov, const char* fname);
+size_t collect_send_data(lua_State* L, int idx, std::vector<iovec>& iov);
 
 // Fetches an integer field of an options table; returns false when absent (nil).
 bool opt_integer(lua_State* L, int tbl, const char* name, long& out, const char* what);

@@ -200,7 +200,7 @@ int until_step(lua_State* L, TcpSock* s) {
   size_t size = s->rsize;
   if (u->found) {
     size_t out = u->inclusive ? u->scan_pos : u->scan_pos - u->matcher.size();
-    if (size && out > size) {
+    if (size && out >= size) {  // the pattern is "reached" by the next call
       lua_pushlstring(L, b.data(), size);
       b.consume(size);
       u->scan_pos -= size;
@@ -325,8 +325,7 @@ void on_read(int, short what, void* arg) {
   LuaThread* t = sched().find(s->reader);
   if (!t) return;
   int n;
-  if (what & EV_TIMEOUT) {
-    s->failed = true;
+  if (what & EV_TIMEOUT) {  // not fatal, and (as in OpenResty) no bar to setkeepalive
     n = push_partial_err(t->co, s, "timeout");
   } else {
     n = try_read(t->co, s);
@@ -360,7 +359,7 @@ int l_receive(lua_State* L) {
       const char* p = lua_tolstring(L, 2, &len);
       if (len == 2 && p[0] == '*' && p[1] == 'l') kind = ReadKind::line;
       else if (len == 2 && p[0] == '*' && p[1] == 'a') kind = ReadKind::all;
-      else return luaL_argerror(L, 2, lua_pushfstring(L, "bad pattern argument: %s", p));
+      else return luaL_argerror(L, 2, "bad pattern argument");
     } else if (lua_isnumber(L, 2)) {
       lua_Number v = lua_tonumber(L, 2);
       if (v < 0) return luaL_argerror(L, 2, "bad pattern argument");
@@ -412,7 +411,9 @@ int l_until_iter(lua_State* L) {
   if (u->done) {
     u->done = false;
     lua_pushnil(L);
-    return 1;
+    lua_pushnil(L);
+    lua_pushnil(L);
+    return 3;
   }
   s->rkind = ReadKind::until;
   s->rsize = size;
@@ -541,7 +542,7 @@ int l_send(lua_State* L) {
   if (lua_gettop(L) != 2)
     return luaL_error(L, "expecting 2 arguments (including the object), but got %d", lua_gettop(L));
   std::vector<iovec> iov;
-  size_t total = collect_send_data(L, 2, iov, "send");
+  size_t total = collect_send_data(L, 2, iov);
   if (s->writer) return push_err(L, s->st == St::connecting ? "socket busy connecting" : "socket busy writing");
   if (s->st != St::connected) return push_err(L, "closed");
   s->failed = false;
@@ -668,8 +669,8 @@ void continue_connect(TcpSock* s) {
   }
 }
 
-void on_resolved(TcpSock* s, const std::string& err, const Address& addr) {
-  s->lookup.reset();  // (safe: Lookup delivers last)
+void on_resolved(TcpSock* s, std::string err, Address addr) {
+  s->lookup.reset();  // err and addr were copied out of it first
   if (!err.empty()) {
     connect_failed(s, err);
     return;
@@ -932,13 +933,19 @@ const SockOpt* find_opt(lua_State* L, int idx) {
   const char* name = luaL_checkstring(L, idx);
   for (const auto& o : kOpts)
     if (strcmp(o.name, name) == 0) return &o;
-  luaL_argerror(L, idx, lua_pushfstring(L, "unsupported option %s", name));
   return nullptr;
+}
+
+int unsupported(lua_State* L, int idx) {
+  lua_pushnil(L);
+  lua_pushfstring(L, "unsupported option %s", lua_tostring(L, idx));
+  return 2;
 }
 
 int l_setoption(lua_State* L) {
   TcpSock* s = check_tcp(L, 1);
   const SockOpt* o = find_opt(L, 2);
+  if (!o) return unsupported(L, 2);
   int val;
   if (lua_type(L, 3) == LUA_TBOOLEAN) val = lua_toboolean(L, 3);
   else val = static_cast<int>(luaL_checkinteger(L, 3));
@@ -952,6 +959,7 @@ int l_setoption(lua_State* L) {
 int l_getoption(lua_State* L) {
   TcpSock* s = check_tcp(L, 1);
   const SockOpt* o = find_opt(L, 2);
+  if (!o) return unsupported(L, 2);
   if (s->st != St::connected) return push_err(L, "closed");
   if (o->tcp_only && s->is_unix) return push_err(L, "unsupported option for unix domain socket");
   int val = 0;

@@ -126,7 +126,7 @@ int l_setpeername(lua_State* L) {
   s->waiter = cur->id;
   long timeout = runtime().cfg().resolver_timeout_ms;
   s->lookup = std::make_unique<Lookup>(runtime(), host, static_cast<int>(port), timeout,
-                                       [s](const std::string& err, const Address& a) {
+                                       [s](std::string err, Address a) {
                                          s->lookup.reset();
                                          std::string e = err.empty() ? open_peer(s, a) : err;
                                          finish(s, [&](lua_State* co) { return push_ok_or(co, e); });
@@ -143,7 +143,7 @@ int l_send(lua_State* L) {
   UdpSock* s = check_udp(L, 1);
   if (lua_gettop(L) != 2) return luaL_error(L, "expecting 2 arguments (including the object), but got %d", lua_gettop(L));
   std::vector<iovec> iov;
-  collect_send_data(L, 2, iov, "send");
+  collect_send_data(L, 2, iov);
   if (s->fd < 0) return push_err(L, "closed");
   msghdr msg{};
   msg.msg_iov = iov.data();
