@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -269,6 +270,15 @@ void open_api(lua_State* L) {
   int priv = lua_gettop(L);
 
   set_package_path(L);
+
+  // math.random seeded from the OS, so two runs differ
+  uint32_t seed = 0;
+  if (getrandom(&seed, sizeof seed, 0) != static_cast<ssize_t>(sizeof seed)) seed = static_cast<uint32_t>(getpid());
+  lua_getglobal(L, "math");
+  lua_getfield(L, -1, "randomseed");
+  lua_pushnumber(L, static_cast<lua_Number>(seed));
+  lua_call(L, 1, 0);
+  lua_pop(L, 1);
 
   // run the embedded Lua files: prelude first, each gets (ngx, private)
   for (const EmbeddedLua* e = kEmbeddedLua; e->name; ++e) {

@@ -102,7 +102,7 @@ Runtime::~Runtime() {
 
 evdns_base* Runtime::dns() {
   if (dns_) return dns_.get();
-  evdns_base* d = evdns_base_new(base_.get(), 0);
+  evdns_base* d = evdns_base_new(base_.get(), EVDNS_BASE_DISABLE_WHEN_INACTIVE);
   dns_.reset(d);
   if (cfg_.resolvers.empty()) {
     evdns_base_resolv_conf_parse(d, DNS_OPTIONS_ALL, "/etc/resolv.conf");
@@ -134,7 +134,9 @@ int Runtime::run(int nargs) {
   LuaThread* t = sched_->create(L_, nargs, ThreadKind::entry, 0);
   sched_->post(t, nargs);
   while (!exit_requested_ && (sched_->alive() > 0 || pending_timers_ > 0)) {
-    if (event_base_loop(base_.get(), EVLOOP_ONCE) == 1) {
+    // the signal watchers stay added for good: anything beyond them can still wake a thread
+    int events = event_base_get_num_events(base_.get(), EVENT_BASE_COUNT_ADDED | EVENT_BASE_COUNT_ACTIVE);
+    if (events <= static_cast<int>(signals_.size()) || event_base_loop(base_.get(), EVLOOP_ONCE) == 1) {
       flush_stdout();
       fprintf(stderr, "cosocket: every light thread is waiting and nothing can wake them (deadlock)\n");
       exit_status_ = 1;
@@ -142,7 +144,6 @@ int Runtime::run(int nargs) {
     }
   }
   flush_stdout();
-  if (signal_ && !exit_requested_ && exit_status_ == 0) exit_status_ = 0;
   return exit_status_;
 }
 

@@ -243,6 +243,7 @@ int Scheduler::l_spawn(lua_State* L) {
   LuaThread* t = s.create(L, nargs, ThreadKind::user, cur->id);
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
   s.resume(t, nargs);
+  if (s.stopping) return yield_op(L);  // the child called ngx.exit: stop here too
   return 1;
 }
 
