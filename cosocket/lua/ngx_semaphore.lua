@@ -1,28 +1,48 @@
--- require "ngx.semaphore": lua-resty-core's API on the runtime's park/wake primitive.
+-- require "ngx.semaphore": lua-resty-core's API (new/post/wait/count, same return
+-- values and errors) on the runtime's park/wake primitive.
 local C = require "cosocket.private"
-local park, wake, current = C.park, C.wake, C.current
+local park, wake, current, is_parked = C.park, C.wake, C.current, C.is_parked
 local setmetatable, type, tonumber, error, floor = setmetatable, type, tonumber, error, math.floor
 
 local _M = { version = "0.1.0" }
 local mt = { __index = _M }
 
+local function check(self)
+    if type(self) ~= "table" or not self.waiters then
+        error("not a semaphore instance", 3)
+    end
+end
+
 function _M.new(n)
     n = tonumber(n) or 0
     if n < 0 then
-        return nil, "no memory"
+        error("no negative number", 2)
     end
     return setmetatable({ resources = floor(n), waiters = {}, head = 1, tail = 0 }, mt)
 end
 
-function _M.wait(self, seconds)
-    if type(self) ~= "table" or not self.waiters then
-        error("not a semaphore instance", 2)
+-- waiters that are still parked (a killed thread is not)
+local function waiting(self)
+    local w = 0
+    for i = self.head, self.tail do
+        local co = self.waiters[i]
+        if co and is_parked(co) then
+            w = w + 1
+        end
     end
-    seconds = tonumber(seconds) or error("bad timeout argument", 2)
-    if seconds < 0 then
+    return w
+end
+
+function _M.wait(self, seconds)
+    check(self)
+    seconds = tonumber(seconds)
+    if not seconds then
         error("bad timeout argument", 2)
     end
-    if self.resources > 0 and self.head > self.tail then
+    if seconds < 0 then
+        error("no negative number", 2)
+    end
+    if self.resources > 0 and waiting(self) == 0 then
         self.resources = self.resources - 1
         return true
     end
@@ -34,25 +54,23 @@ function _M.wait(self, seconds)
     self.waiters[self.tail] = co
     local ok, err = park(seconds * 1000)
     if ok then
-        return true
+        return true, nil
     end
-    -- timed out (or was killed): leave the queue
-    for i = self.head, self.tail do
+    for i = self.head, self.tail do  -- timed out: leave the queue
         if self.waiters[i] == co then
             self.waiters[i] = false
             break
         end
     end
-    return nil, err
+    return false, err
 end
 
 function _M.post(self, n)
-    if type(self) ~= "table" or not self.waiters then
-        error("not a semaphore instance", 2)
-    end
+    check(self)
     n = tonumber(n) or 1
+    n = floor(n)
     if n < 1 then
-        return nil, "bad argument"
+        error("positive number required", 2)
     end
     while n > 0 do
         if self.head > self.tail then
@@ -70,16 +88,8 @@ function _M.post(self, n)
 end
 
 function _M.count(self)
-    if type(self) ~= "table" or not self.waiters then
-        error("not a semaphore instance", 2)
-    end
-    local waiting = 0
-    for i = self.head, self.tail do
-        if self.waiters[i] then
-            waiting = waiting + 1
-        end
-    end
-    return self.resources - waiting
+    check(self)
+    return self.resources - waiting(self)
 end
 
 return _M

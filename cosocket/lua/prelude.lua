@@ -47,9 +47,38 @@ local function wrap(f)
     end
 end
 
+local thread_status = C.thread_status
+local function status(co)
+    return thread_status(co) or co_status(co)
+end
+
 coroutine.resume = resume
 coroutine.yield = yield
 coroutine.wrap = wrap
+coroutine.status = status
+
+-- ngx.say/print keep their own buffer; io.write goes through C stdio: keep the two in
+-- the order the script wrote them.
+do
+    local flush, io_write, stdout = ngx.flush, io.write, io.stdout
+    local function after(...)
+        stdout:flush()
+        return ...
+    end
+    io.write = function(...)
+        flush()
+        return after(io_write(...))
+    end
+    local file_mt = getmetatable(stdout)
+    local file_write = file_mt.__index.write
+    file_mt.__index.write = function(f, ...)
+        if f == stdout then
+            flush()
+            return after(file_write(f, ...))
+        end
+        return file_write(f, ...)
+    end
+end
 
 -- require written in Lua, so that a module's top-level code may use cosockets
 -- (LuaJIT cannot yield across the C require).
@@ -57,12 +86,26 @@ do
     local package, loaded, sentinel_loading = package, package.loaded, {}
     local loaders = package.loaders
     local concat = table.concat
+    local current, park, wake = C.current, C.park, C.wake
+    local loading = {}  -- name -> { by = light thread, waiters = {...} }
+    local function current_or_nil()
+        local ok, co = pcall(current)
+        return ok and co or nil
+    end
     function require(name)
         name = tostring(name)
         local v = loaded[name]
         if v ~= nil then
             if v == sentinel_loading then
-                error("loop or previous error loading module '" .. name .. "'", 2)
+                -- another light thread is running this module's top level (it yielded):
+                -- wait for it rather than fail
+                local l, me = loading[name], current_or_nil()
+                if not l or not me or l.by == me then
+                    error("loop or previous error loading module '" .. name .. "'", 2)
+                end
+                l.waiters[#l.waiters + 1] = me
+                park()
+                return require(name)
             end
             return v
         end
@@ -81,15 +124,22 @@ do
             error("module '" .. name .. "' not found:" .. concat(msgs), 2)
         end
         loaded[name] = sentinel_loading
+        local l = { by = current_or_nil(), waiters = {} }
+        loading[name] = l
         local ok, res = pcall(loader, name, extra)
+        loading[name] = nil
         if not ok then
             loaded[name] = nil
-            error(res, 0)
-        end
-        if res ~= nil then
+        elseif res ~= nil then
             loaded[name] = res
         elseif loaded[name] == sentinel_loading then
             loaded[name] = true
+        end
+        for i = 1, #l.waiters do
+            wake(l.waiters[i])
+        end
+        if not ok then
+            error(res, 0)
         end
         return loaded[name]
     end

@@ -103,6 +103,32 @@ int l_is_light_thread(lua_State* L) {
   return 1;
 }
 
+// __cosocket.thread_status(co): OpenResty's view of a light thread ("running" while it
+// lives, even parked; "zombie" when it ended unwaited; "dead" when waited or killed);
+// nil for other coroutines.
+int l_thread_status(lua_State* L) {
+  lua_State* co = lua_tothread(L, 1);
+  if (!co) return 0;
+  Scheduler& s = runtime().sched();
+  LuaThread* t = s.find(co);
+  if (!t) {
+    if (s.is_dead(L, 1)) {
+      lua_pushliteral(L, "dead");
+      return 1;
+    }
+    return 0;
+  }
+  lua_pushstring(L, t->state == ThreadState::zombie ? "zombie" : "running");
+  return 1;
+}
+
+int l_is_parked(lua_State* L) {
+  lua_State* co = lua_tothread(L, 1);
+  LuaThread* t = co ? runtime().sched().find(co) : nullptr;
+  lua_pushboolean(L, t && t->parked && t->state == ThreadState::waiting);
+  return 1;
+}
+
 int l_current(lua_State* L) {
   LuaThread* cur = current_or_error(L);
   lua_rawgeti(L, LUA_REGISTRYINDEX, cur->ref);
@@ -266,6 +292,8 @@ void open_api(lua_State* L) {
   set_fn(L, "wake", l_wake);
   set_fn(L, "is_light_thread", l_is_light_thread);
   set_fn(L, "current", l_current);
+  set_fn(L, "thread_status", l_thread_status);
+  set_fn(L, "is_parked", l_is_parked);
   set_fn(L, "exit", l_exit);
   int priv = lua_gettop(L);
 

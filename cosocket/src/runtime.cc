@@ -28,8 +28,28 @@ EventPtr make_timer(event_base* base, void (*cb)(int, short, void*), void* arg) 
 
 Timer::Timer(event_base* base, long ms, std::function<void()> fn)
     : ev_(make_timer(base, &Timer::on_fire, this)), fn_(std::move(fn)) {
+  if (g_runtime && g_runtime->base() == base) {
+    evtimer_add(ev_.get(), g_runtime->timeout_for(ms));
+  } else {
+    timeval tv{ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(ev_.get(), &tv);
+  }
+}
+
+// Equal delays fire in the order they were set, as nginx's timer tree does: libevent
+// keeps a FIFO queue per "common timeout" duration (up to 256 of them per base).
+const timeval* Runtime::timeout_for(long ms) {
+  auto it = common_timeouts_.find(ms);
+  if (it != common_timeouts_.end()) return it->second;
   timeval tv{ms / 1000, (ms % 1000) * 1000};
-  evtimer_add(ev_.get(), &tv);
+  if (common_timeouts_.size() < 200) {
+    if (const timeval* c = event_base_init_common_timeout(base_.get(), &tv)) {
+      common_timeouts_[ms] = c;
+      return c;
+    }
+  }
+  scratch_tv_ = tv;
+  return &scratch_tv_;
 }
 
 void Timer::on_fire(int, short, void* arg) {
@@ -180,6 +200,7 @@ void Runtime::on_signal(int sig) {
 static void on_timer_cb(int, short, void* arg);
 
 int Runtime::timer_at(lua_State* L, bool every) {
+  if (lua_gettop(L) < 2) return luaL_error(L, "expecting at least 2 arguments but got %d", lua_gettop(L));
   double delay = luaL_checknumber(L, 1);
   if (delay < 0) return luaL_error(L, "bad delay");
   if (every && delay == 0) return luaL_error(L, "delay cannot be zero");
@@ -208,8 +229,7 @@ int Runtime::timer_at(lua_State* L, bool every) {
   pt->delay_ms = static_cast<long>(delay * 1000 + 0.5);
   pt->args_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   pt->ev = make_timer(base_.get(), &on_timer_cb, pt.get());
-  timeval tv{pt->delay_ms / 1000, (pt->delay_ms % 1000) * 1000};
-  evtimer_add(pt->ev.get(), &tv);
+  evtimer_add(pt->ev.get(), timeout_for(pt->delay_ms));
   PendingTimer* raw = pt.get();
   timers_[raw] = std::move(pt);
   ++pending_timers_;
@@ -240,8 +260,7 @@ void Runtime::fire_timer(PendingTimer* pt, bool premature) {
   }
   lua_remove(L_, tbl);
   if (keep) {
-    timeval tv{pt->delay_ms / 1000, (pt->delay_ms % 1000) * 1000};
-    evtimer_add(pt->ev.get(), &tv);
+    evtimer_add(pt->ev.get(), timeout_for(pt->delay_ms));
   } else {
     --pending_timers_;
     luaL_unref(L_, LUA_REGISTRYINDEX, pt->args_ref);

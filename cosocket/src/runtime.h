@@ -8,6 +8,7 @@
 #include <vector>
 
 #include <lua.hpp>
+#include <sys/time.h>
 
 #include "ngx_util.h"
 #include "scheduler.h"
@@ -84,6 +85,8 @@ class Runtime {
 
   // timers (ngx.timer.at/every)
   int timer_at(lua_State* L, bool every);
+  // a timeval for evtimer_add that keeps equal durations in FIFO order
+  const timeval* timeout_for(long ms);
   int pending_timers() const { return pending_timers_; }
   int running_timers() const { return running_timers_; }
   struct PendingTimer;
@@ -111,6 +114,8 @@ class Runtime {
   bool exit_requested_ = false;
   int exit_status_ = 0;
   int signal_ = 0;
+  std::unordered_map<long, const timeval*> common_timeouts_;
+  timeval scratch_tv_{};
 };
 
 // The process's runtime (set while one exists).

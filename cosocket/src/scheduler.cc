@@ -4,6 +4,7 @@
 
 #include <event2/event.h>
 
+#include "clock.h"
 #include "runtime.h"
 
 namespace cosocket {
@@ -53,6 +54,7 @@ void Scheduler::suspend(LuaThread* t, std::function<void()> cancel) {
 void Scheduler::resume(LuaThread* t, int nargs) {
   if (stopping) return;
   LuaThread* prev = current_;
+  if (!prev) clock_update();  // a fresh turn of the loop: time has passed
   current_ = t;
   t->state = ThreadState::running;
   t->parked = false;
@@ -132,8 +134,9 @@ void Scheduler::finish(LuaThread* t, bool ok) {
                                                                     : "lua entry thread aborted: runtime error: ") +
                                tb + (t->kind == ThreadKind::timer ? "\ncontext: ngx.timer" : ""));
     }
-    lua_settop(co, 0);
-    lua_pushstring(co, text.c_str());
+    // keep the error value itself (a table stays a table) as the only result
+    lua_insert(co, 1);
+    lua_settop(co, 1);
   }
   // its zombie children can no longer be waited for
   for (uint64_t cid : t->children) {
@@ -238,7 +241,7 @@ int Scheduler::l_spawn(lua_State* L) {
   Scheduler& s = runtime().sched();
   LuaThread* cur = s.current();
   if (!cur) return luaL_error(L, "no running light thread");
-  luaL_checktype(L, 1, LUA_TFUNCTION);
+  luaL_argcheck(L, lua_isfunction(L, 1), 1, "Lua function expected");
   int nargs = lua_gettop(L) - 1;
   LuaThread* t = s.create(L, nargs, ThreadKind::user, cur->id);
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
@@ -260,13 +263,10 @@ int Scheduler::l_wait(lua_State* L) {
     LuaThread* t = s.find(co);
     if (!t) {
       if (s.is_dead(L, i)) {
-        if (i < n) continue;
-        if (ids.empty()) {
-          lua_pushnil(L);
-          lua_pushliteral(L, "already waited or killed");
-          return 2;
-        }
-        break;
+        if (i < n) continue;  // as OpenResty: only a dead last argument is an answer
+        lua_pushnil(L);
+        lua_pushliteral(L, "already waited or killed");
+        return 2;
       }
       return luaL_error(L, "attempt to wait on a coroutine that is not a user thread");
     }

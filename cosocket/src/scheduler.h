@@ -79,7 +79,11 @@ class Scheduler {
   void finish(LuaThread* t, bool ok);
   void release(LuaThread* t);
   void mark_dead(lua_State* co);
+
+ public:
   bool is_dead(lua_State* L, int idx);
+
+ private:
   void drain();
   static void on_posted(int, short, void* arg);
 

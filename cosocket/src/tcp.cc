@@ -155,7 +155,7 @@ int push_err(lua_State* L, const char* err) {
 // ---- reading ----------------------------------------------------------------------
 
 void push_line(lua_State* L, const char* p, size_t n) {
-  if (!memchr(p, '\r', n)) {
+  if (n == 0 || !memchr(p, '\r', n)) {
     lua_pushlstring(L, p, n);
     return;
   }
@@ -240,7 +240,7 @@ int try_read(lua_State* L, TcpSock* s) {
         }
         break;
       case ReadKind::line: {
-        const char* nl = static_cast<const char*>(memchr(b.data(), '\n', b.size()));
+        const char* nl = b.empty() ? nullptr : static_cast<const char*>(memchr(b.data(), '\n', b.size()));
         if (nl) {
           size_t n = static_cast<size_t>(nl - b.data());
           push_line(L, b.data(), n);
