@@ -78,7 +78,7 @@ bool opt_integer(lua_State* L, int tbl, const char* name, long& out, const char*
     return false;
   }
   if (lua_type(L, -1) != LUA_TNUMBER) {
-    luaL_error(L, "bad \"%s\" option type: %s", what, luaL_typename(L, -1));
+    luaL_argerror(L, tbl, lua_pushfstring(L, "bad \"%s\" option type: %s", what, luaL_typename(L, -1)));
   }
   out = static_cast<long>(lua_tointeger(L, -1));
   lua_pop(L, 1);

@@ -135,6 +135,10 @@ evdns_base* Runtime::dns() {
     }
   }
   evdns_base_set_option(d, "randomize-case:", "0");
+  // retransmit every 2 s and never give up first: the resolver timeout (our own timer,
+  // as nginx's resolver_timeout) decides, and says "110: Operation timed out"
+  evdns_base_set_option(d, "timeout:", "2");
+  evdns_base_set_option(d, "attempts:", "255");
   return d;
 }
 

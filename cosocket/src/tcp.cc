@@ -35,8 +35,10 @@ struct TcpSock {
   Buffer rbuf;
   long connect_timeout = 0, send_timeout = 0, read_timeout = 0;  // 0: the defaults
   int reused = 0;
-  bool failed = false;   // the last operation failed: not fit for the pool
-  bool eof = false;      // the peer closed its side
+  bool failed = false;   // the last operation failed
+  bool eof = false;      // the peer closed (no more bytes will come)
+  bool rclosed = false;  // read side finalized: an EOF or error was reported
+  bool wclosed = false;  // write side closed: a send error or timeout
   Pool* pool = nullptr;  // the pool this connection is counted in
   std::string key;
   std::string bind_ip;
@@ -106,9 +108,24 @@ void close_fd(TcpSock* s) {
   s->st = St::closed;
   s->rbuf.clear();
   s->eof = false;
+  s->rclosed = false;
+  s->wclosed = false;
   Pool* p = s->pool;
   s->pool = nullptr;
   if (p && !runtime().closing()) p->closed();
+}
+
+// OpenResty finalizes the read and write parts separately; when both are, the
+// connection is closed.
+void close_read_side(TcpSock* s) {
+  s->rclosed = true;
+  if (s->wclosed && !s->writer) close_fd(s);
+}
+
+void close_write_side(TcpSock* s) {
+  s->wclosed = true;
+  if (s->fd >= 0) ::shutdown(s->fd, SHUT_WR);
+  if (s->rclosed && !s->reader) close_fd(s);
 }
 
 // Wakes a thread parked on this socket with nil, "closed" (another thread closed it).
@@ -143,6 +160,8 @@ void adopt(TcpSock* s, int fd, Pool* pool, int reused) {
   s->reused = reused;
   s->failed = false;
   s->eof = false;
+  s->rclosed = false;
+  s->wclosed = false;
   make_events(s);
 }
 
@@ -166,12 +185,31 @@ void push_line(lua_State* L, const char* p, size_t n) {
   lua_pushlstring(L, out.data(), out.size());
 }
 
-int push_partial_err(lua_State* L, TcpSock* s, const char* err) {
+// nil, err, partial. A line read drops its CRs; receiveuntil hands over only the bytes
+// known not to start the pattern: on a timeout the possible prefix stays for the next
+// call, at EOF or on an error it is dropped (as OpenResty does).
+int push_partial_err(lua_State* L, TcpSock* s, const char* err, bool timeout) {
   lua_pushnil(L);
   lua_pushstring(L, err);
-  lua_pushlstring(L, s->rbuf.data(), s->rbuf.size());
-  s->rbuf.consume(s->rbuf.size());
-  if (s->until) s->until->reset();
+  Buffer& b = s->rbuf;
+  if (s->rkind == ReadKind::until && s->until) {
+    UntilState* u = s->until;
+    size_t confirmed = u->mark == b.consumed_total() ? u->scan_pos - u->k : 0;
+    if (u->mark != b.consumed_total()) confirmed = b.size();
+    lua_pushlstring(L, b.data(), confirmed);
+    if (timeout) {
+      b.consume(confirmed);
+      u->scan_pos -= confirmed;
+      u->mark = b.consumed_total();
+    } else {
+      b.consume(b.size());
+      u->reset();
+    }
+    return 3;
+  }
+  if (s->rkind == ReadKind::line) push_line(L, b.data(), b.size());
+  else lua_pushlstring(L, b.data(), b.size());
+  b.consume(b.size());
   return 3;
 }
 
@@ -185,29 +223,50 @@ int until_step(lua_State* L, TcpSock* s) {
     u->found = false;
     u->mark = b.consumed_total();
   }
+  const size_t size = s->rsize;
+  const size_t m = u->matcher.size();
   if (!u->found && u->scan_pos < b.size()) {
-    size_t k = u->k;
-    size_t r = u->matcher.scan(b.view().substr(u->scan_pos), k);
-    if (r != UntilMatcher::npos) {
-      u->found = true;
-      u->scan_pos += r;
-      u->k = 0;
+    if (!size) {
+      size_t k = u->k;
+      size_t r = u->matcher.scan(b.view().substr(u->scan_pos), k);
+      if (r != UntilMatcher::npos) {
+        u->found = true;
+        u->scan_pos += r;
+        u->k = 0;
+      } else {
+        u->scan_pos = b.size();
+        u->k = k;
+      }
     } else {
-      u->scan_pos = b.size();
-      u->k = k;
+      // a byte at a time, returning as soon as `size` bytes are known to be data
+      const char* d = b.data();
+      while (u->scan_pos < b.size()) {
+        char c = d[u->scan_pos];
+        if (u->k > 0 && c != u->matcher.pattern()[u->k]) {
+          u->k = u->matcher.fallback(u->k, c);
+          if (u->scan_pos - u->k >= size) break;  // the bytes that fell out, before c
+        }
+        if (c == u->matcher.pattern()[u->k]) ++u->k;
+        ++u->scan_pos;
+        if (u->k == m) {
+          u->found = true;
+          u->k = 0;
+          break;
+        }
+        if (u->scan_pos - u->k >= size) break;
+      }
     }
   }
-  size_t size = s->rsize;
   if (u->found) {
-    size_t out = u->inclusive ? u->scan_pos : u->scan_pos - u->matcher.size();
-    if (size && out >= size) {  // the pattern is "reached" by the next call
-      lua_pushlstring(L, b.data(), size);
-      b.consume(size);
-      u->scan_pos -= size;
+    size_t data = u->scan_pos - m;
+    if (size && data >= size) {  // the pattern is "reached" by the next call
+      lua_pushlstring(L, b.data(), data);
+      b.consume(data);
+      u->scan_pos -= data;
       u->mark = b.consumed_total();
       return 1;
     }
-    lua_pushlstring(L, b.data(), out);
+    lua_pushlstring(L, b.data(), u->inclusive ? u->scan_pos : data);
     b.consume(u->scan_pos);
     u->reset();
     if (size) u->done = true;
@@ -216,9 +275,9 @@ int until_step(lua_State* L, TcpSock* s) {
   if (size) {
     size_t confirmed = u->scan_pos - u->k;
     if (confirmed >= size) {
-      lua_pushlstring(L, b.data(), size);
-      b.consume(size);
-      u->scan_pos -= size;
+      lua_pushlstring(L, b.data(), confirmed);
+      b.consume(confirmed);
+      u->scan_pos -= confirmed;
       u->mark = b.consumed_total();
       return 1;
     }
@@ -270,7 +329,9 @@ int try_read(lua_State* L, TcpSock* s) {
         b.consume(b.size());
         return 1;
       }
-      return push_partial_err(L, s, "closed");
+      int r = push_partial_err(L, s, "closed", false);
+      close_read_side(s);
+      return r;
     }
     ssize_t n = b.read_fd(s->fd);
     if (n > 0) continue;
@@ -281,10 +342,10 @@ int try_read(lua_State* L, TcpSock* s) {
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) return -1;
     std::string err = errno_text(errno);
-    int r = push_partial_err(L, s, err.c_str());
+    int r = push_partial_err(L, s, err.c_str(), false);
     s->failed = true;
-    // a hard error ends the connection (a concurrent writer learns it on its next try)
-    if (!s->writer) close_fd(s);
+    s->eof = true;
+    close_read_side(s);
     return r;
   }
 }
@@ -326,7 +387,7 @@ void on_read(int, short what, void* arg) {
   if (!t) return;
   int n;
   if (what & EV_TIMEOUT) {  // not fatal, and (as in OpenResty) no bar to setkeepalive
-    n = push_partial_err(t->co, s, "timeout");
+    n = push_partial_err(t->co, s, "timeout", true);
   } else {
     n = try_read(t->co, s);
     if (n < 0) {
@@ -341,9 +402,8 @@ void on_read(int, short what, void* arg) {
 }
 
 int check_readable(lua_State* L, TcpSock* s) {
+  if (s->st != St::connected || s->rclosed) return push_err(L, "closed");
   if (s->reader) return push_err(L, "socket busy reading");
-  if (s->st == St::connecting) return push_err(L, "socket busy connecting");
-  if (s->st != St::connected) return push_err(L, "closed");
   return 0;
 }
 
@@ -351,14 +411,16 @@ int l_receive(lua_State* L) {
   TcpSock* s = check_tcp(L, 1);
   int n = lua_gettop(L);
   if (n > 2) return luaL_error(L, "expecting 1 or 2 arguments (including the object), but got %d", n);
+  if (int r = check_readable(L, s)) return r;
   ReadKind kind = ReadKind::line;
   size_t size = 0;
-  if (n == 2 && !lua_isnil(L, 2)) {
+  if (n == 2) {
     if (lua_type(L, 2) == LUA_TSTRING && !lua_isnumber(L, 2)) {
       size_t len;
       const char* p = lua_tolstring(L, 2, &len);
-      if (len == 2 && p[0] == '*' && p[1] == 'l') kind = ReadKind::line;
-      else if (len == 2 && p[0] == '*' && p[1] == 'a') kind = ReadKind::all;
+      if (len != 2 || p[0] != '*') return luaL_argerror(L, 2, lua_pushfstring(L, "bad pattern argument: %s", p));
+      if (p[1] == 'l') kind = ReadKind::line;
+      else if (p[1] == 'a') kind = ReadKind::all;
       else return luaL_argerror(L, 2, "bad pattern argument");
     } else if (lua_isnumber(L, 2)) {
       lua_Number v = lua_tonumber(L, 2);
@@ -369,7 +431,6 @@ int l_receive(lua_State* L) {
       return luaL_argerror(L, 2, "bad pattern argument");
     }
   }
-  if (int r = check_readable(L, s)) return r;
   if (kind == ReadKind::size && size == 0) {
     lua_pushliteral(L, "");
     return 1;
@@ -383,10 +444,10 @@ int l_receiveany(lua_State* L) {
   TcpSock* s = check_tcp(L, 1);
   int n = lua_gettop(L);
   if (n != 2) return luaL_error(L, "expecting 2 arguments (including the object), but got %d", n);
+  if (int r = check_readable(L, s)) return r;
   if (!lua_isnumber(L, 2)) return luaL_argerror(L, 2, "bad max argument");
   lua_Number max = lua_tonumber(L, 2);
   if (max <= 0) return luaL_argerror(L, 2, "bad max argument");
-  if (int r = check_readable(L, s)) return r;
   s->rkind = ReadKind::any;
   s->rsize = static_cast<size_t>(max);
   return start_read(L, s, 1, 0);
@@ -400,10 +461,11 @@ int l_until_gc(lua_State* L) {
 int l_until_iter(lua_State* L) {
   TcpSock* s = check_tcp(L, lua_upvalueindex(1));
   auto* u = static_cast<UntilState*>(lua_touserdata(L, lua_upvalueindex(2)));
+  int n = lua_gettop(L);
+  if (n > 1) return luaL_error(L, "expecting 0 or 1 arguments, but seen %d", n);
   size_t size = 0;
-  if (lua_gettop(L) >= 1 && !lua_isnil(L, 1)) {
-    if (!lua_isnumber(L, 1)) return luaL_argerror(L, 1, "bad size argument");
-    lua_Number v = lua_tonumber(L, 1);
+  if (n == 1 && !lua_isnil(L, 1)) {
+    lua_Number v = luaL_checknumber(L, 1);
     if (v < 0) return luaL_argerror(L, 1, "bad size argument");
     size = static_cast<size_t>(v);
   }
@@ -429,7 +491,7 @@ int l_receiveuntil(lua_State* L) {
   const char* p = luaL_checklstring(L, 2, &len);
   if (len == 0) return push_err(L, "pattern is empty");
   bool inclusive = false;
-  if (n == 3 && !lua_isnil(L, 3)) {
+  if (n == 3) {
     luaL_checktype(L, 3, LUA_TTABLE);
     lua_getfield(L, 3, "inclusive");
     int t = lua_type(L, -1);
@@ -484,7 +546,8 @@ void finish_writer(TcpSock* s, int (*push)(lua_State*, TcpSock*, const char*), c
   }
   int n = push(t->co, s, err);
   unpin_sock(s);
-  sched().resume(t, n);
+  if (sched().current()) sched().post(t, n);
+  else sched().resume(t, n);
 }
 
 int push_sent(lua_State* L, TcpSock* s, const char* err) {
@@ -496,12 +559,11 @@ int push_sent(lua_State* L, TcpSock* s, const char* err) {
 void send_failed(TcpSock* s, const std::string& err) {
   s->wpending.clear();
   s->failed = true;
-  // every error but a read timeout closes the socket; a parked reader hears "closed"
-  if (s->reader) {
-    release_until(s);
-    abort_op(s, s->reader);
-  }
-  close_fd(s);
+  if (s->wev) event_del(s->wev.get());
+  uint64_t w = s->writer;
+  s->writer = 0;
+  close_write_side(s);  // may close the connection when the read side is done too
+  s->writer = w;
   finish_writer(s, push_sent, err.c_str());
 }
 
@@ -543,8 +605,8 @@ int l_send(lua_State* L) {
     return luaL_error(L, "expecting 2 arguments (including the object), but got %d", lua_gettop(L));
   std::vector<iovec> iov;
   size_t total = collect_send_data(L, 2, iov);
-  if (s->writer) return push_err(L, s->st == St::connecting ? "socket busy connecting" : "socket busy writing");
-  if (s->st != St::connected) return push_err(L, "closed");
+  if (s->st != St::connected || s->wclosed) return push_err(L, "closed");
+  if (s->writer) return push_err(L, "socket busy writing");
   s->failed = false;
   if (total == 0) {
     lua_pushinteger(L, 0);
@@ -561,11 +623,7 @@ int l_send(lua_State* L) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
       std::string err = errno_text(errno);
       s->failed = true;
-      if (s->reader) {
-        release_until(s);
-        abort_op(s, s->reader);
-      }
-      close_fd(s);
+      close_write_side(s);
       return push_err(L, err.c_str());
     }
     sent += static_cast<size_t>(n);
@@ -703,7 +761,7 @@ int open_connection(lua_State* L, TcpSock* s, LuaThread* cur, bool numeric) {
     s->st = St::connecting;
     pin_sock(L, s, 1);
     s->writer = cur->id;
-    s->lookup = std::make_unique<Lookup>(runtime(), s->host, s->port, connect_timeout(s),
+    s->lookup = std::make_unique<Lookup>(runtime(), s->host, s->port, runtime().cfg().resolver_timeout_ms,
                                          [s](const std::string& e, const Address& a) { on_resolved(s, e, a); });
   }
   sched().suspend(cur, [s] { cancel_connect(s); });
@@ -724,7 +782,7 @@ void on_slot(TcpSock* s, int fd, int reused) {
   if (s->addr.len) {
     continue_connect(s);
   } else {
-    s->lookup = std::make_unique<Lookup>(runtime(), s->host, s->port, connect_timeout(s),
+    s->lookup = std::make_unique<Lookup>(runtime(), s->host, s->port, runtime().cfg().resolver_timeout_ms,
                                          [s](const std::string& e, const Address& a) { on_resolved(s, e, a); });
   }
 }
@@ -745,18 +803,16 @@ int l_connect(lua_State* L) {
     if (n >= 3 && lua_istable(L, 3)) opts = 3;
     else if (n == 4 && lua_istable(L, 4)) opts = 4;
   } else {
-    if (n < 3) return luaL_error(L, "ngx.socket connect: expecting 3 or 4 arguments (including the object), but seen %d", n);
-    lua_Integer p = luaL_checkinteger(L, 3);
+    if (host.empty()) return push_err(L, "failed to parse host name \"\": no host");
+    if (n < 3 || !lua_isnumber(L, 3)) return push_err(L, "missing the port number");
+    lua_Integer p = lua_tointeger(L, 3);
     if (p < 0 || p > 65535) {
       lua_pushnil(L);
       lua_pushfstring(L, "bad port number: %d", static_cast<int>(p));
       return 2;
     }
     port = static_cast<int>(p);
-    if (n == 4 && !lua_isnil(L, 4)) {
-      luaL_checktype(L, 4, LUA_TTABLE);
-      opts = 4;
-    }
+    if (n == 4 && lua_istable(L, 4)) opts = 4;  // anything else is ignored, as OpenResty does
   }
   std::string key;
   long pool_size = 0, backlog = 0;
@@ -768,13 +824,15 @@ int l_connect(lua_State* L) {
       const char* k = lua_tolstring(L, -1, &kl);
       key.assign(k, kl);
     } else if (!lua_isnil(L, -1)) {
-      return luaL_error(L, "bad \"pool\" option type: %s", luaL_typename(L, -1));
+      return luaL_argerror(L, opts, lua_pushfstring(L, "bad \"pool\" option type: %s", luaL_typename(L, -1)));
     }
     lua_pop(L, 1);
     has_size = opt_integer(L, opts, "pool_size", pool_size, "pool_size");
-    if (has_size && pool_size <= 0) return luaL_error(L, "bad \"pool_size\" option value: %d", static_cast<int>(pool_size));
+    if (has_size && pool_size <= 0)
+      return luaL_argerror(L, opts, lua_pushfstring(L, "bad \"pool_size\" option value: %d", static_cast<int>(pool_size)));
     has_backlog = opt_integer(L, opts, "backlog", backlog, "backlog");
-    if (has_backlog && backlog < 0) return luaL_error(L, "bad \"backlog\" option value: %d", static_cast<int>(backlog));
+    if (has_backlog && backlog < 0)
+      return luaL_argerror(L, opts, lua_pushfstring(L, "bad \"backlog\" option value: %d", static_cast<int>(backlog)));
   }
   if (key.empty()) key = is_unix ? host : host + ":" + std::to_string(port);
   if (s->writer) return push_err(L, s->st == St::connecting ? "socket busy connecting" : "socket busy writing");
@@ -830,7 +888,9 @@ int l_connect(lua_State* L) {
 int l_close(lua_State* L) {
   TcpSock* s = check_tcp(L, 1);
   if (lua_gettop(L) != 1) return luaL_error(L, "expecting 1 argument (including the object) but seen %d", lua_gettop(L));
-  if (s->st == St::closed && !s->writer) return push_err(L, "closed");
+  if (s->st != St::connected) return push_err(L, "closed");
+  if (s->reader) return push_err(L, "socket busy reading");
+  if (s->writer) return push_err(L, "socket busy writing");
   close_sock(s);
   lua_pushinteger(L, 1);
   return 1;
@@ -844,26 +904,29 @@ int l_setkeepalive(lua_State* L) {
   long size = runtime().cfg().pool_size;
   if (n >= 2 && !lua_isnil(L, 2)) {
     lua_Integer t = luaL_checkinteger(L, 2);
-    if (t < 0) return luaL_error(L, "bad \"timeout\" argument: %d", static_cast<int>(t));
-    timeout = static_cast<long>(t);  // 0: never expires
+    timeout = t < 0 ? 0 : static_cast<long>(t);  // 0 (or negative, as nginx's unsigned): never expires
   }
   if (n >= 3 && !lua_isnil(L, 3)) {
     lua_Integer sz = luaL_checkinteger(L, 3);
-    if (sz <= 0) return luaL_error(L, "bad \"pool_size\" option value: %d", static_cast<int>(sz));
+    // the size only matters when the pool is created; an existing pool keeps its own
+    if (sz <= 0 && !runtime().pools().find(s->key))
+      return luaL_argerror(L, 3, lua_pushfstring(L, "bad \"pool_size\" option value: %d", static_cast<int>(sz)));
     size = static_cast<long>(sz);
   }
-  if (s->st != St::connected) {
-    if (s->st == St::connecting) return push_err(L, "socket busy connecting");
-    return push_err(L, "closed");
-  }
+  if (s->st != St::connected) return push_err(L, "closed");
   if (s->reader) return push_err(L, "socket busy reading");
   if (s->writer) return push_err(L, "socket busy writing");
   if (!s->rbuf.empty()) return push_err(L, "unread data in buffer");
-  if (s->failed || s->eof) return push_err(L, "connection in dubious state");
-  // anything the peer sent, or its close, since the last read makes it unfit
+  if (s->eof || s->rclosed || s->wclosed) return push_err(L, "closed");
+  // the peer's close since the last read makes it "closed" (left to close()); bytes it
+  // sent make it "dubious", and it is closed
   char c;
   ssize_t r = ::recv(s->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-  if (r >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) return push_err(L, "connection in dubious state");
+  if (r > 0) {
+    close_sock(s);
+    return push_err(L, "connection in dubious state");
+  }
+  if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) return push_err(L, "closed");
   Pool* pool = runtime().pools().get_or_create(s->key, static_cast<size_t>(size));
   if (s->pool != pool) {
     if (s->pool) s->pool->closed();
@@ -883,6 +946,8 @@ int l_setkeepalive(lua_State* L) {
 
 int l_getreusedtimes(lua_State* L) {
   TcpSock* s = check_tcp(L, 1);
+  if (lua_gettop(L) != 1)
+    return luaL_error(L, "expecting 1 argument (including the object), but got %d", lua_gettop(L));
   if (s->st != St::connected) return push_err(L, "closed");
   lua_pushinteger(L, s->reused);
   return 1;
@@ -892,7 +957,7 @@ int l_settimeout(lua_State* L) {
   TcpSock* s = check_tcp(L, 1);
   if (lua_gettop(L) != 2)
     return luaL_error(L, "ngx.socket settimeout: expecting 2 arguments (including the object) but seen %d", lua_gettop(L));
-  lua_Number t = luaL_checknumber(L, 2);
+  lua_Number t = lua_tonumber(L, 2);  // nil or a non-number: 0, the default
   if (t < 0 || t > 2147483647.0) return luaL_error(L, "bad timeout value");
   s->connect_timeout = s->send_timeout = s->read_timeout = static_cast<long>(t);
   return 0;
@@ -901,13 +966,12 @@ int l_settimeout(lua_State* L) {
 int l_settimeouts(lua_State* L) {
   TcpSock* s = check_tcp(L, 1);
   if (lua_gettop(L) != 4)
-    return luaL_error(L, "ngx.socket settimeouts: expecting 4 arguments (including the object) but seen %d",
+    return luaL_error(L, "ngx.socket settimeout: expecting 4 arguments (including the object) but seen %d",
                       lua_gettop(L));
   long v[3];
-  const char* names[3] = {"connect", "send", "read"};
   for (int i = 0; i < 3; ++i) {
-    lua_Number t = luaL_checknumber(L, i + 2);
-    if (t < 0 || t > 2147483647.0) return luaL_error(L, "bad %s timeout value", names[i]);
+    lua_Number t = lua_tonumber(L, i + 2);
+    if (t < 0 || t > 2147483647.0) return luaL_error(L, "bad timeout value");
     v[i] = static_cast<long>(t);
   }
   s->connect_timeout = v[0];
@@ -930,28 +994,33 @@ const SockOpt kOpts[] = {
 };
 
 const SockOpt* find_opt(lua_State* L, int idx) {
-  const char* name = luaL_checkstring(L, idx);
+  const char* name = lua_tostring(L, idx);
+  if (!name) return nullptr;
   for (const auto& o : kOpts)
     if (strcmp(o.name, name) == 0) return &o;
   return nullptr;
 }
 
 int unsupported(lua_State* L, int idx) {
+  if (lua_isnoneornil(L, idx)) return push_err(L, "missing the \"option\" argument");
   lua_pushnil(L);
   lua_pushfstring(L, "unsupported option %s", lua_tostring(L, idx));
   return 2;
 }
 
+// socket option errors come from strerror as it is (lua-resty-core's FFI does that)
+int raw_err(lua_State* L, int err) { return push_err(L, strerror(err)); }
+
 int l_setoption(lua_State* L) {
   TcpSock* s = check_tcp(L, 1);
   const SockOpt* o = find_opt(L, 2);
   if (!o) return unsupported(L, 2);
+  if (lua_isnoneornil(L, 3)) return push_err(L, "missing the \"value\" argument");
   int val;
   if (lua_type(L, 3) == LUA_TBOOLEAN) val = lua_toboolean(L, 3);
   else val = static_cast<int>(luaL_checkinteger(L, 3));
   if (s->st != St::connected) return push_err(L, "closed");
-  if (o->tcp_only && s->is_unix) return push_err(L, "unsupported option for unix domain socket");
-  if (setsockopt(s->fd, o->level, o->opt, &val, sizeof val) < 0) return push_err(L, errno_text(errno).c_str());
+  if (setsockopt(s->fd, o->level, o->opt, &val, sizeof val) < 0) return raw_err(L, errno);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -961,10 +1030,9 @@ int l_getoption(lua_State* L) {
   const SockOpt* o = find_opt(L, 2);
   if (!o) return unsupported(L, 2);
   if (s->st != St::connected) return push_err(L, "closed");
-  if (o->tcp_only && s->is_unix) return push_err(L, "unsupported option for unix domain socket");
   int val = 0;
   socklen_t len = sizeof val;
-  if (getsockopt(s->fd, o->level, o->opt, &val, &len) < 0) return push_err(L, errno_text(errno).c_str());
+  if (getsockopt(s->fd, o->level, o->opt, &val, &len) < 0) return raw_err(L, errno);
   lua_pushinteger(L, val);
   return 1;
 }
@@ -978,11 +1046,12 @@ int l_getfd(lua_State* L) {
 
 int l_bind(lua_State* L) {
   TcpSock* s = check_tcp(L, 1);
+  if (lua_gettop(L) != 2) return luaL_error(L, "expecting 2 arguments, but got %d", lua_gettop(L));
   const char* ip = luaL_checkstring(L, 2);
   Address a;
   if (!parse_numeric(ip, 0, a)) return push_err(L, "bad address");
   s->bind_ip = ip;
-  lua_pushinteger(L, 1);
+  lua_pushboolean(L, 1);
   return 1;
 }
 

@@ -145,6 +145,7 @@ int l_send(lua_State* L) {
   std::vector<iovec> iov;
   collect_send_data(L, 2, iov);
   if (s->fd < 0) return push_err(L, "closed");
+  if (s->waiter) return push_err(L, "socket busy");
   msghdr msg{};
   msg.msg_iov = iov.data();
   msg.msg_iovlen = iov.size();

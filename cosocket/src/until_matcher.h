@@ -18,6 +18,12 @@ class UntilMatcher {
   // first full match in text, or npos; k is left as the state at that point (0 after a
   // match) or at the end of text.
   size_t scan(std::string_view text, size_t& k) const;
+  // The state after a mismatch of c in state k: the longest border to fall back to
+  // from which c can continue (c not consumed yet), or 0.
+  size_t fallback(size_t k, char c) const {
+    while (k > 0 && c != pattern_[k]) k = fail_[k];
+    return k;
+  }
   static constexpr size_t npos = static_cast<size_t>(-1);
 
  private:
