@@ -110,8 +110,11 @@ Runtime::~Runtime() {
   flush_stdout();
   timers_.clear();
   closing_ = true;
+  sched_->stopping = true;
   lua_close(L_);  // collects the sockets while the pools and the loop still exist
   L_ = nullptr;
+  // cancelled name lookups free themselves in deferred callbacks: let those run
+  for (int i = 0; i < 3; ++i) event_base_loop(base_.get(), EVLOOP_NONBLOCK);
   sched_.reset();
   pools_.reset();
   signals_.clear();
