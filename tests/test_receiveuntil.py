@@ -8,7 +8,6 @@ checked against OpenResty 0.10.23 (nginx 1.22.1 + ngx_lua 0.10.23), which gives 
 results for every split used here.
 """
 import hashlib
-import os
 import random
 import socket
 import threading
@@ -16,15 +15,7 @@ import time
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-with open(os.path.join(HERE, "lua", "socket", "prelude.lua")) as _f:
-    PRELUDE = _f.read()
-
-
-def lua(run_lua_ok, code, subst=None, **kw):
-    for k, v in (subst or {}).items():
-        code = code.replace(f"@{k}@", str(v))
-    return run_lua_ok(PRELUDE + code, **kw).splitlines()
+from helpers.socket_lua import lua
 
 
 class SplitServer:

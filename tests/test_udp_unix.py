@@ -4,17 +4,7 @@ timeouts; close; busy) and TCP over unix stream sockets.
 Expected values were checked against OpenResty 0.10.23 (nginx 1.22.1 + ngx_lua 0.10.23) with
 the same Lua. The Lua helpers P / PC come from tests/lua/socket/prelude.lua.
 """
-import os
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-with open(os.path.join(HERE, "lua", "socket", "prelude.lua")) as _f:
-    PRELUDE = _f.read()
-
-
-def lua(run_lua_ok, code, subst=None, **kw):
-    for k, v in (subst or {}).items():
-        code = code.replace(f"@{k}@", str(v))
-    return run_lua_ok(PRELUDE + code, **kw).splitlines()
+from helpers.socket_lua import lua
 
 
 # ---------------------------------------------------------------------------------------

@@ -200,12 +200,19 @@ static void set_package_path(lua_State* L) {
   // -I dirs first, then the bundled drivers (build tree or installed), then the default
   std::string extra;
   for (const auto& d : runtime().cfg().include_dirs) extra += d + "/?.lua;" + d + "/?/init.lua;";
-  std::string root;
-  const char* env = getenv("COSOCKET_LUA_PATH_ROOT");
   std::vector<std::string> roots;
-  if (env && *env) roots.push_back(env);
+  // installed: <bindir>/../share/cosocket/lua, whatever the prefix; then the configured one
+  char exe[4096];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n > 0) {
+    std::string dir(exe, static_cast<size_t>(n));
+    dir = dir.substr(0, dir.rfind('/'));
+    std::string share = dir + "/../share/cosocket/lua";
+    if (access(share.c_str(), R_OK) == 0) extra += share + "/?.lua;" + share + "/?/init.lua;";
+  }
 #ifdef COSOCKET_LUA_INSTALL_DIR
-  if (access(COSOCKET_LUA_INSTALL_DIR, R_OK) == 0) extra += std::string(COSOCKET_LUA_INSTALL_DIR) + "/?.lua;";
+  if (access(COSOCKET_LUA_INSTALL_DIR, R_OK) == 0)
+    extra += std::string(COSOCKET_LUA_INSTALL_DIR) + "/?.lua;" + COSOCKET_LUA_INSTALL_DIR + "/?/init.lua;";
 #endif
 #ifdef COSOCKET_SOURCE_DIR
   roots.push_back(COSOCKET_SOURCE_DIR);

@@ -78,11 +78,17 @@ struct Runtime::PendingTimer {
   EventPtr ev{nullptr, event_free};
 };
 
+// libevent's own messages (e.g. "Nameserver ... has failed") go through our log
+static void on_libevent_log(int severity, const char* msg) {
+  log_message(severity == EVENT_LOG_ERR ? kErr : kInfo, std::string("libevent: ") + msg);
+}
+
 Runtime::Runtime(Config cfg)
     : cfg_(std::move(cfg)), base_(event_base_new(), event_base_free), dns_(nullptr, [](evdns_base* d) {
         evdns_base_free(d, 1);
       }) {
   g_runtime = this;
+  event_set_log_callback(&on_libevent_log);
   set_log_level(cfg_.log_level);
   clock_update();
   signal(SIGPIPE, SIG_IGN);

@@ -4,7 +4,6 @@
 // (nginx + lua-nginx-module 0.10.23 + lua-resty-core, PCRE1) running the same calls
 // through pcall. Where PCRE2 words things differently the test says so.
 #include <string>
-#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -14,77 +13,16 @@ extern "C" {
 #include <lualib.h>
 }
 
+#include "lua_eval.h"
 #include "ngx_re.h"
 #include "ngx_util.h"
 
 namespace cosocket {
 namespace {
 
-// Splits a Lua expression list at its top-level commas, so that each expression keeps
-// all of its results (Lua truncates every call but the last in a list to one value).
-std::vector<std::string> split_top_level(const std::string& s) {
-  std::vector<std::string> parts;
-  std::string cur;
-  int depth = 0;
-  char quote = 0;
-  for (size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    cur.push_back(c);
-    if (quote != 0) {
-      if (c == '\\' && i + 1 < s.size()) {
-        cur.push_back(s[++i]);
-      } else if (c == quote) {
-        quote = 0;
-      }
-      continue;
-    }
-    if (c == '\'' || c == '"') {
-      quote = c;
-    } else if (c == '(' || c == '{' || c == '[') {
-      ++depth;
-    } else if (c == ')' || c == '}' || c == ']') {
-      --depth;
-    } else if (c == ',' && depth == 0) {
-      cur.pop_back();
-      parts.push_back(cur);
-      cur.clear();
-    }
-  }
-  parts.push_back(cur);
-  return parts;
-}
-
-// S(...) serializes values deterministically; E(f, ...) returns pcall's error;
-// G(subject, regex, opts) runs a gmatch iterator to its end and lists the matches.
-const char kHelpers[] = R"lua(
-local function ser(v)
-  local t = type(v)
-  if t == "string" then return string.format("%q", v) end
-  if t ~= "table" then return tostring(v) end
-  local keys = {}
-  for k in pairs(v) do keys[#keys + 1] = k end
-  table.sort(keys, function(a, b)
-    if type(a) ~= type(b) then return type(a) < type(b) end
-    return a < b
-  end)
-  local parts = {}
-  for _, k in ipairs(keys) do
-    local ks = "[" .. ser(k) .. "]"
-    if type(k) == "string" and k:match("^[%a_][%w_]*$") then ks = k end
-    parts[#parts + 1] = ks .. "=" .. ser(v[k])
-  end
-  return "{" .. table.concat(parts, ",") .. "}"
-end
-function S(...)
-  local out = {}
-  for i = 1, select("#", ...) do out[i] = ser((select(i, ...))) end
-  return table.concat(out, ", ")
-end
-function E(...)
-  local ok, err = pcall(...)
-  if ok then return "no error" end
-  return err
-end
+// G(subject, regex, opts) runs a gmatch iterator to its end and lists the matches
+// (S and E come from lua_eval.h).
+const char kGmatchHelper[] = R"lua(
 function G(subj, regex, opts)
   local it, err = ngx.re.gmatch(subj, regex, opts)
   if not it then return "compile: " .. err end
@@ -103,47 +41,18 @@ function G(subj, regex, opts)
 end
 )lua";
 
-class NgxRe : public ::testing::Test {
+class NgxRe : public LuaEvalTest {
  protected:
+  void open_ngx(int ngx) override {
+    open_ngx_util(L, ngx);
+    open_ngx_re(L, ngx);
+  }
+
   void SetUp() override {
-    L = luaL_newstate();
-    luaL_openlibs(L);
-    lua_newtable(L);
-    lua_pushlightuserdata(L, nullptr);
-    lua_setfield(L, -2, "null");
-    open_ngx_util(L, lua_gettop(L));
-    open_ngx_re(L, lua_gettop(L));
-    lua_setglobal(L, "ngx");
-    ASSERT_EQ(luaL_dostring(L, kHelpers), 0) << lua_tostring(L, -1);
+    LuaEvalTest::SetUp();
+    if (HasFatalFailure()) return;
+    ASSERT_EQ(luaL_dostring(L, kGmatchHelper), 0) << lua_tostring(L, -1);
   }
-  void TearDown() override { lua_close(L); }
-
-  // Evaluates a comma-separated list of expressions, each on its own, and returns
-  // their serialized results joined by ", " (or "ERROR: msg").
-  std::string run(const std::string& exprs) {
-    std::string out;
-    for (const std::string& e : split_top_level(exprs)) {
-      std::string r = run_one(e);
-      if (r.rfind("ERROR: ", 0) == 0) return r;
-      if (!out.empty() && !r.empty()) out += ", ";
-      out += r;
-    }
-    return out;
-  }
-
-  std::string run_one(const std::string& expr) {
-    std::string code = "return S(" + expr + ")";
-    if (luaL_dostring(L, code.c_str()) != 0) {
-      std::string err = std::string("ERROR: ") + lua_tostring(L, -1);
-      lua_pop(L, 1);
-      return err;
-    }
-    std::string out = lua_tostring(L, -1);
-    lua_pop(L, 1);
-    return out;
-  }
-
-  lua_State* L = nullptr;
 };
 
 TEST_F(NgxRe, TableHasTheFunctions) {
