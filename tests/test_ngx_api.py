@@ -4,7 +4,6 @@ ngx.say/print/flush, time functions, table.new/clear, ngx.re and the encoding/ha
 
 Values marked "checked against OpenResty 0.10.23" came from real nginx + ngx_lua.
 """
-import re
 
 
 def lines(out):

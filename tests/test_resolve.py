@@ -174,9 +174,20 @@ P(elapsed(t0) < 1.2)
     assert "badid.cosocket.test" in stub_dns.names()
 
 
-# A truncated UDP answer (TC bit) is not retried over TCP: libevent 2.1's evdns has no
-# TCP transport, and OpenResty's resolver does retry. Listed under the known
-# differences in docs/api.md; the test comes back with a resolver that supports it.
+def test_truncated_answer_is_retried_over_tcp(run_lua_ok, stub_dns, echo_server):
+    # stub_dns answers tc.cosocket.test over UDP with an empty, truncated (TC=1) reply and
+    # over TCP with the address. OpenResty's resolver retries over TCP (checked against
+    # OpenResty 0.10.23: connect succeeds and the stub sees a TCP query); so does cosocket.
+    out = lua(run_lua_ok, """
+local s = ngx.socket.tcp()
+s:settimeout(3000)
+P(s:connect("tc.cosocket.test", @PORT@))
+P(s:send("2"), s:receive(1))
+s:close()
+""", {"PORT": echo_server.port}, flags=[stub_dns.flag])
+    assert out == ["1", "1|2"]
+    protos = {q.proto for q in stub_dns.queries if q.name == "tc.cosocket.test"}
+    assert protos == {"udp", "tcp"}, stub_dns.queries
 
 
 def test_localhost_from_etc_hosts_with_resolver(run_lua_ok, stub_dns, echo_server):
