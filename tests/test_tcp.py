@@ -879,3 +879,24 @@ P("end")
 """.replace("@E@", str(echo_server.port)).replace("@S@", str(srv.port)), timeout=10)
     assert r.rc == 0, r.describe()
     assert r.out.splitlines() == ["end", "nil|timeout|"]
+
+
+def test_unreachable_socket_is_closed_by_the_collector(cosocket_bin, tmp_path, echo_server):
+    # checked while the script still runs: the server sees the close once the socket object
+    # is garbage, not at process exit
+    it = Interactive(cosocket_bin, tmp_path, """
+local s = ngx.socket.tcp()
+assert(s:connect("127.0.0.1", @PORT@))
+checkpoint("connected")
+s = nil
+collectgarbage()
+collectgarbage()
+checkpoint("collected")
+""", {"PORT": echo_server.port})
+    it.expect("connected")
+    assert wait_for(lambda: echo_server.active == 1), echo_server.active
+    it.resume()
+    it.expect("collected")
+    assert wait_for(lambda: echo_server.active == 0), echo_server.active
+    it.resume()
+    it.finish()
