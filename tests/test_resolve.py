@@ -6,6 +6,7 @@ Expected values were checked against OpenResty 0.10.23 (nginx 1.22.1 + ngx_lua 0
 "resolver 127.0.0.1:PORT ipv6=off") with the same Lua, except where a comment says otherwise.
 The Lua helpers P / PC come from tests/lua/socket/prelude.lua.
 """
+import os
 import socket
 import threading
 
@@ -194,6 +195,7 @@ def test_localhost_from_etc_hosts_with_resolver(run_lua_ok, stub_dns, echo_serve
     # cosocket's documented choice (README: "--resolver ... /etc/hosts still used"). NOTE:
     # nginx's own resolver does not read /etc/hosts: OpenResty 0.10.23 answers
     # "localhost could not be resolved (3: Host not found)" here.
+    assert os.path.exists("/etc/hosts"), "this machine has no /etc/hosts (every Debian install has one)"
     with open("/etc/hosts") as f:
         assert any(line.split()[:1] == ["127.0.0.1"] and "localhost" in line.split()[1:]
                    for line in f), "/etc/hosts has no 127.0.0.1 localhost line"
