@@ -50,13 +50,20 @@ struct TcpSock {
   size_t rsize = 0;
   UntilState* until = nullptr;
   int until_ref = LUA_NOREF;
+  // Edge-triggered events, added once per connection (no epoll_ctl per wait), and the
+  // timers of the waits; `readable`/`writable` say whether the kernel may have more
+  // (cleared by EAGAIN, set by the events), as nginx's ready flags do.
   EventPtr rev{nullptr, event_free};
+  EventPtr rtimer{nullptr, event_free};
+  bool readable = true;
   // the write (or connect) operation in progress
   uint64_t writer = 0;
   std::string wpending;
   size_t woff = 0;
   size_t wtotal = 0;
   EventPtr wev{nullptr, event_free};
+  EventPtr wtimer{nullptr, event_free};
+  bool writable = true;
   // connect in progress
   std::unique_ptr<Lookup> lookup;
   std::unique_ptr<Timer> ctimer;
@@ -70,7 +77,6 @@ struct TcpSock {
 Scheduler& sched() { return runtime().sched(); }
 
 long eff(long v, int def) { return v > 0 ? v : def; }
-timeval tv_of(long ms) { return timeval{ms / 1000, (ms % 1000) * 1000}; }
 
 TcpSock* check_tcp(lua_State* L, int idx) { return static_cast<TcpSock*>(luaL_checkudata(L, idx, kTcpMeta)); }
 
@@ -95,14 +101,27 @@ void on_read(int, short what, void* arg);
 void on_write(int, short what, void* arg);
 
 void make_events(TcpSock* s) {
-  s->rev.reset(event_new(runtime().base(), s->fd, EV_READ, &on_read, s));
-  s->wev.reset(event_new(runtime().base(), s->fd, EV_WRITE, &on_write, s));
+  event_base* base = runtime().base();
+  s->rev.reset(event_new(base, s->fd, EV_READ | EV_PERSIST | EV_ET, &on_read, s));
+  s->wev.reset(event_new(base, s->fd, EV_WRITE | EV_PERSIST | EV_ET, &on_write, s));
+  s->rtimer.reset(evtimer_new(base, &on_read, s));
+  s->wtimer.reset(evtimer_new(base, &on_write, s));
+  event_add(s->rev.get(), nullptr);
+  event_add(s->wev.get(), nullptr);
+  s->readable = true;
+  s->writable = true;
+}
+
+void free_events(TcpSock* s) {
+  s->rev.reset();
+  s->wev.reset();
+  s->rtimer.reset();
+  s->wtimer.reset();
 }
 
 // Closes the connection; the socket can connect again.
 void close_fd(TcpSock* s) {
-  s->rev.reset();
-  s->wev.reset();
+  free_events(s);
   if (s->fd >= 0) ::close(s->fd);
   s->fd = -1;
   s->st = St::closed;
@@ -333,6 +352,7 @@ int try_read(lua_State* L, TcpSock* s) {
       close_read_side(s);
       return r;
     }
+    if (!s->readable) return -1;
     ssize_t n = b.read_fd(s->fd);
     if (n > 0) continue;
     if (n == 0) {
@@ -340,7 +360,10 @@ int try_read(lua_State* L, TcpSock* s) {
       continue;
     }
     if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return -1;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      s->readable = false;
+      return -1;
+    }
     std::string err = errno_text(errno);
     int r = push_partial_err(L, s, err.c_str(), false);
     s->failed = true;
@@ -351,12 +374,11 @@ int try_read(lua_State* L, TcpSock* s) {
 }
 
 void arm_read(TcpSock* s) {
-  timeval tv = tv_of(eff(s->read_timeout, runtime().cfg().read_timeout_ms));
-  event_add(s->rev.get(), &tv);
+  evtimer_add(s->rtimer.get(), runtime().timeout_for(eff(s->read_timeout, runtime().cfg().read_timeout_ms)));
 }
 
 void cancel_read(TcpSock* s) {
-  if (s->rev) event_del(s->rev.get());
+  if (s->rtimer) evtimer_del(s->rtimer.get());
   s->reader = 0;
   release_until(s);
   unpin_sock(s);
@@ -381,8 +403,10 @@ int start_read(lua_State* L, TcpSock* s, int sock_idx, int until_idx) {
 }
 
 void on_read(int, short what, void* arg) {
-  clock_update();
   auto* s = static_cast<TcpSock*>(arg);
+  if (what & EV_READ) s->readable = true;
+  if (!s->reader) return;
+  clock_update();
   LuaThread* t = sched().find(s->reader);
   if (!t) return;
   int n;
@@ -390,10 +414,8 @@ void on_read(int, short what, void* arg) {
     n = push_partial_err(t->co, s, "timeout", true);
   } else {
     n = try_read(t->co, s);
-    if (n < 0) {
-      arm_read(s);
-      return;
-    }
+    if (n < 0) return;  // still waiting; the timer runs on
+    if (s->rtimer) evtimer_del(s->rtimer.get());
   }
   s->reader = 0;
   release_until(s);
@@ -510,10 +532,7 @@ int l_receiveuntil(lua_State* L) {
 
 // ---- writing ----------------------------------------------------------------------
 
-void arm_write(TcpSock* s, long timeout_ms) {
-  timeval tv = tv_of(timeout_ms);
-  event_add(s->wev.get(), &tv);
-}
+void arm_write(TcpSock* s, long timeout_ms) { evtimer_add(s->wtimer.get(), runtime().timeout_for(timeout_ms)); }
 
 // Sends what is pending in s->wpending: 0 done, 1 again, -errno on error.
 int flush_pending(TcpSock* s) {
@@ -524,14 +543,17 @@ int flush_pending(TcpSock* s) {
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 1;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      s->writable = false;
+      return 1;
+    }
     return -(n < 0 ? errno : EPIPE);
   }
   return 0;
 }
 
 void cancel_write(TcpSock* s) {
-  if (s->wev) event_del(s->wev.get());
+  if (s->wtimer) evtimer_del(s->wtimer.get());
   s->writer = 0;
   s->wpending.clear();
   unpin_sock(s);
@@ -559,7 +581,7 @@ int push_sent(lua_State* L, TcpSock* s, const char* err) {
 void send_failed(TcpSock* s, const std::string& err) {
   s->wpending.clear();
   s->failed = true;
-  if (s->wev) event_del(s->wev.get());
+  if (s->wtimer) evtimer_del(s->wtimer.get());
   uint64_t w = s->writer;
   s->writer = 0;
   close_write_side(s);  // may close the connection when the read side is done too
@@ -570,8 +592,10 @@ void send_failed(TcpSock* s, const std::string& err) {
 int connect_step_done(TcpSock* s);
 
 void on_write(int, short what, void* arg) {
-  clock_update();
   auto* s = static_cast<TcpSock*>(arg);
+  if (what & EV_WRITE) s->writable = true;
+  if (!s->writer) return;
+  clock_update();
   if (s->st == St::connecting) {
     if (what & EV_TIMEOUT) {
       s->failed = true;
@@ -587,14 +611,12 @@ void on_write(int, short what, void* arg) {
     return;
   }
   int r = flush_pending(s);
-  if (r == 1) {
-    arm_write(s, eff(s->send_timeout, runtime().cfg().send_timeout_ms));
-    return;
-  }
+  if (r == 1) return;  // still waiting; the timer runs on
   if (r < 0) {
     send_failed(s, errno_text(-r));
     return;
   }
+  if (s->wtimer) evtimer_del(s->wtimer.get());
   s->wpending.clear();
   finish_writer(s, push_sent, nullptr);
 }
@@ -620,7 +642,10 @@ int l_send(lua_State* L) {
     ssize_t n = ::sendmsg(s->fd, &msg, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        s->writable = false;
+        break;
+      }
       std::string err = errno_text(errno);
       s->failed = true;
       close_write_side(s);
@@ -683,7 +708,10 @@ int begin_connect(TcpSock* s) {
   do rc = ::connect(fd, reinterpret_cast<sockaddr*>(&s->addr.ss), s->addr.len);
   while (rc < 0 && errno == EINTR);
   if (rc == 0) return 0;
-  if (errno == EINPROGRESS) return 1;
+  if (errno == EINPROGRESS) {
+    s->writable = false;
+    return 1;
+  }
   return -errno;
 }
 
@@ -695,6 +723,7 @@ int connect_step_done(TcpSock* s) {
     connect_failed(s, errno_text(err));
     return 0;
   }
+  if (s->wtimer) evtimer_del(s->wtimer.get());
   s->st = St::connected;
   s->reused = 0;
   finish_writer(s, push_connected, nullptr);
@@ -934,8 +963,7 @@ int l_setkeepalive(lua_State* L) {
   }
   int fd = s->fd;
   int reused = s->reused;
-  s->rev.reset();
-  s->wev.reset();
+  free_events(s);
   s->fd = -1;
   s->st = St::closed;
   s->pool = nullptr;
