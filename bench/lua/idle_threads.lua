@@ -5,7 +5,7 @@ collectgarbage()
 local before = common.rss_kb()
 local threads = {}
 for i = 1, B.count do
-    threads[i] = ngx.thread.spawn(ngx.sleep, 1)
+    threads[i] = ngx.thread.spawn(function() ngx.sleep(1) end)
 end
 ngx.sleep(0.2)  -- all parked
 collectgarbage()

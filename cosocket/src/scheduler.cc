@@ -241,7 +241,7 @@ int Scheduler::l_spawn(lua_State* L) {
   Scheduler& s = runtime().sched();
   LuaThread* cur = s.current();
   if (!cur) return luaL_error(L, "no running light thread");
-  luaL_argcheck(L, lua_isfunction(L, 1), 1, "Lua function expected");
+  luaL_argcheck(L, lua_isfunction(L, 1) && !lua_iscfunction(L, 1), 1, "Lua function expected");
   int nargs = lua_gettop(L) - 1;
   LuaThread* t = s.create(L, nargs, ThreadKind::user, cur->id);
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);

@@ -1,0 +1,643 @@
+-- resty.redis for cosocket: a drop-in for lua-resty-redis (same names, arguments and return
+-- values), with RESP3 (red:hello(3)). Written for this project; see redis/README.md for the
+-- reply mapping and the differences.
+
+local ngx = ngx
+local tcp = ngx.socket.tcp
+local null = ngx.null
+local byte, sub, lower, str_fmt = string.byte, string.sub, string.lower, string.format
+local floor = math.floor
+local type, tonumber, tostring, select = type, tonumber, tostring, select
+local setmetatable, rawget, rawset, pairs, error = setmetatable, rawget, rawset, pairs, error
+local tab_remove = table.remove
+local unpack = unpack or table.unpack
+
+local ok_new, new_tab = pcall(require, "table.new")
+if not ok_new or type(new_tab) ~= "function" then
+    new_tab = function() return {} end
+end
+
+local _M = { _VERSION = "0.1.0" }
+
+-- redis' own limits: proto-max-bulk-len is 512 MB; no sane reply has more elements than this
+local MAX_BULK = 512 * 1024 * 1024
+local MAX_ELEMS = 1024 * 1024 * 1024
+local PREALLOC_MAX = 1024
+local BIG_INT = 1e14            -- tostring() switches to %.14g exponents from here
+local MAX_INT = 2 ^ 63
+
+-- commands allowed on a RESP2 connection in subscribed state
+local SUB_ALLOWED = {
+    subscribe = true, psubscribe = true, ssubscribe = true,
+    unsubscribe = true, punsubscribe = true, sunsubscribe = true,
+    ping = true, quit = true, reset = true,
+}
+local MESSAGE_KINDS = { message = true, pmessage = true, smessage = true }
+
+local mt
+
+function _M.new(self)
+    local sock, err = tcp()
+    if not sock then
+        return nil, err
+    end
+    return setmetatable({ _sock = sock, _subscribed = false, _nchan = 0, _npat = 0,
+                          _resp = 2 }, mt)
+end
+
+function _M.register_module_prefix(mod)
+    _M[mod] = function(self)
+        self._module_prefix = mod
+        return self
+    end
+end
+
+function _M.set_timeout(self, timeout)
+    local sock = rawget(self, "_sock")
+    if not sock then
+        error("not initialized", 2)
+    end
+    sock:settimeout(timeout)
+end
+
+function _M.set_timeouts(self, connect_timeout, send_timeout, read_timeout)
+    local sock = rawget(self, "_sock")
+    if not sock then
+        error("not initialized", 2)
+    end
+    sock:settimeouts(connect_timeout, send_timeout, read_timeout)
+end
+
+local do_cmd
+
+function _M.connect(self, host, port_or_opts, opts)
+    local sock = rawget(self, "_sock")
+    if not sock then
+        return nil, "not initialized"
+    end
+    if type(host) ~= "string" then
+        error("bad argument #1 host: string expected, got " .. type(host), 2)
+    end
+    local unix = sub(host, 1, 5) == "unix:"
+    local port
+    if unix then
+        if port_or_opts ~= nil then
+            if type(port_or_opts) ~= "table" then
+                error("bad argument #2 opts: nil or table expected, got " .. type(port_or_opts), 2)
+            end
+            opts = port_or_opts
+        end
+    else
+        port = tonumber(port_or_opts)
+        if not port then
+            error("bad argument #2 port: number expected, got " .. type(port_or_opts), 2)
+        end
+        if opts ~= nil and type(opts) ~= "table" then
+            error("bad argument #3 opts: nil or table expected, got " .. type(opts), 2)
+        end
+    end
+
+    local username, password, db
+    if opts then
+        if opts.ssl then
+            return nil, "ssl not supported yet"
+        end
+        password = opts.password
+        if password == "" then password = nil end
+        username = password and opts.username or nil
+        if username == "" then username = nil end
+        db = opts.db
+        if (username or db) and not opts.pool then
+            -- a connection authenticated as a user or on a database gets a pool of its own
+            local pool = unix and host or (host .. ":" .. port)
+            if username then pool = pool .. "/" .. username end
+            if db then pool = pool .. "/" .. db end
+            local copy = {}
+            for k, v in pairs(opts) do copy[k] = v end
+            copy.pool = pool
+            opts = copy
+        end
+    end
+
+    self._subscribed, self._nchan, self._npat = false, 0, 0
+    self._in_multi, self._buffered, self._reqs, self._resp = nil, nil, nil, 2
+
+    local ok, err
+    if unix then
+        if opts then
+            ok, err = sock:connect(host, opts)
+        else
+            ok, err = sock:connect(host)
+        end
+    else
+        ok, err = sock:connect(host, port, opts)
+    end
+    if not ok then
+        return nil, err
+    end
+
+    if (password or db) and sock:getreusedtimes() == 0 then
+        local res
+        if password then
+            if username then
+                res, err = do_cmd(self, "auth", username, password)
+            else
+                res, err = do_cmd(self, "auth", password)
+            end
+            if not res then
+                sock:close()
+                return nil, "failed to authenticate: " .. tostring(err)
+            end
+        end
+        if db then
+            res, err = do_cmd(self, "select", db)
+            if not res then
+                sock:close()
+                return nil, "failed to select database " .. tostring(db) .. ": " .. tostring(err)
+            end
+        end
+    end
+    return ok
+end
+
+function _M.set_keepalive(self, ...)
+    local sock = rawget(self, "_sock")
+    if not sock then
+        return nil, "not initialized"
+    end
+    if rawget(self, "_subscribed") then
+        return nil, "subscribed state"
+    end
+    if rawget(self, "_in_multi") then
+        return nil, "in transaction"
+    end
+    return sock:setkeepalive(...)
+end
+
+function _M.get_reused_times(self)
+    local sock = rawget(self, "_sock")
+    if not sock then
+        return nil, "not initialized"
+    end
+    return sock:getreusedtimes()
+end
+
+function _M.close(self)
+    local sock = rawget(self, "_sock")
+    if not sock then
+        return nil, "not initialized"
+    end
+    self._subscribed = false
+    return sock:close()
+end
+
+---------------------------------------------------------------------------------------------
+-- reading replies
+
+-- Closes the connection: after a timeout in the middle of a reply or a malformed reply the
+-- stream position is unknown, so the connection must never be reused.
+local function fatal(sock, err)
+    sock:close()
+    return nil, err
+end
+
+local function bad(sock, what, line)
+    if #line > 40 then line = sub(line, 1, 40) .. "..." end
+    return fatal(sock, "protocol error: " .. what .. ": " .. str_fmt("%q", line))
+end
+
+local function read_len(line)
+    -- a decimal length after the type byte, "-1" allowed
+    local n = tonumber(sub(line, 2))
+    if not n or n ~= floor(n) or not line:find("^.%-?%d+$") then
+        return nil
+    end
+    return n
+end
+
+local read_value
+
+local function read_bulk(sock, line, len)
+    if len > MAX_BULK then
+        return bad(sock, "bulk length too large", line)
+    end
+    local data, err = sock:receive(len + 2)
+    if not data then
+        return fatal(sock, err)
+    end
+    if byte(data, len + 1) ~= 13 or byte(data, len + 2) ~= 10 then
+        return bad(sock, "bulk string not terminated by CRLF", line)
+    end
+    return sub(data, 1, len)
+end
+
+local function read_elems(self, sock, line, n, pairs_of)
+    if n > MAX_ELEMS then
+        return bad(sock, "too many elements", line)
+    end
+    local total = pairs_of and n * 2 or n
+    local vals = new_tab(total < PREALLOC_MAX and total or PREALLOC_MAX, 0)
+    for i = 1, total do
+        local res, err = read_value(self, sock, false)
+        if res == nil then
+            return nil, err
+        end
+        if res == false and err then
+            -- an error nested in an array (EXEC, EVAL): a valid value, as {false, err}
+            res = { false, err }
+        end
+        vals[i] = res
+    end
+    return vals
+end
+
+local function to_double(s)
+    local d = tonumber(s)
+    if d then return d end
+    s = lower(s)
+    if s == "inf" or s == "+inf" then return math.huge end
+    if s == "-inf" then return -math.huge end
+    if s == "nan" or s == "-nan" then return 0 / 0 end
+    return nil
+end
+
+-- Returns value; or false, err for a server error; or nil, err for a transport or protocol
+-- error (the connection then is closed, except a read timeout before the first byte of a reply
+-- while subscribed). A third result `true` flags a RESP3 push frame.
+read_value = function(self, sock, top)
+    local line, err = sock:receive()
+    if not line then
+        if not (top and err == "timeout" and rawget(self, "_subscribed")) then
+            sock:close()
+        end
+        return nil, err
+    end
+    local t = byte(line)
+    if t == 36 then                                     -- $ bulk
+        local len = read_len(line)
+        if not len then return bad(sock, "bad bulk length", line) end
+        if len < 0 then return null end
+        return read_bulk(sock, line, len)
+    elseif t == 43 then                                 -- + status
+        return sub(line, 2)
+    elseif t == 58 then                                 -- : integer
+        local n = tonumber(sub(line, 2))
+        if not n or not line:find("^:[-+]?%d+$") then return bad(sock, "bad integer", line) end
+        return n
+    elseif t == 42 then                                 -- * array
+        local n = read_len(line)
+        if not n then return bad(sock, "bad array length", line) end
+        if n < 0 then return null end
+        return read_elems(self, sock, line, n, false)
+    elseif t == 45 then                                 -- - error
+        return false, sub(line, 2)
+    -- RESP3
+    elseif t == 37 or t == 124 then                     -- % map, | attribute
+        local n = read_len(line)
+        if not n or n < 0 then return bad(sock, "bad map length", line) end
+        local kv, rerr = read_elems(self, sock, line, n, true)
+        if not kv then return nil, rerr end
+        local map = new_tab(0, n < PREALLOC_MAX and n or PREALLOC_MAX)
+        for i = 1, 2 * n, 2 do
+            map[kv[i]] = kv[i + 1]
+        end
+        if t == 37 then
+            return map
+        end
+        -- an attribute: out-of-band data about the value that follows
+        self._attributes = map
+        return read_value(self, sock, false)
+    elseif t == 126 then                                -- ~ set
+        local n = read_len(line)
+        if not n or n < 0 then return bad(sock, "bad set length", line) end
+        return read_elems(self, sock, line, n, false)
+    elseif t == 62 then                                 -- > push
+        local n = read_len(line)
+        if not n or n < 0 then return bad(sock, "bad push length", line) end
+        local vals, rerr = read_elems(self, sock, line, n, false)
+        if not vals then return nil, rerr end
+        return vals, nil, true
+    elseif t == 95 then                                 -- _ null
+        if line ~= "_" then return bad(sock, "bad null", line) end
+        return null
+    elseif t == 44 then                                 -- , double
+        local d = to_double(sub(line, 2))
+        if not d then return bad(sock, "bad double", line) end
+        return d
+    elseif t == 35 then                                 -- # boolean
+        if line == "#t" then return true end
+        if line == "#f" then return false end
+        return bad(sock, "bad boolean", line)
+    elseif t == 40 then                                 -- ( big number, kept exact as a string
+        if not line:find("^%([-+]?%d+$") then return bad(sock, "bad big number", line) end
+        return sub(line, 2)
+    elseif t == 61 or t == 33 then                      -- = verbatim, ! blob error
+        local len = read_len(line)
+        if not len or len < 0 then return bad(sock, "bad length", line) end
+        local data, rerr = read_bulk(sock, line, len)
+        if not data then return nil, rerr end
+        if t == 33 then
+            return false, data
+        end
+        -- "txt:" / "mkd:" format prefix dropped
+        if sub(data, 4, 4) == ":" then
+            return sub(data, 5)
+        end
+        return data
+    end
+    if line == "" then
+        return bad(sock, "empty reply line", line)
+    end
+    return bad(sock, "unknown reply type", line)
+end
+
+---------------------------------------------------------------------------------------------
+-- requests
+
+local function gen_req(name, n, ...)
+    local req = new_tab(3 + 5 * (n + 1), 0)
+    req[1], req[2], req[3] = "*", n + 1, "\r\n"
+    req[4], req[5], req[6], req[7], req[8] = "$", #name, "\r\n", name, "\r\n"
+    local j = 9
+    for i = 1, n do
+        local arg = select(i, ...)
+        local typ = type(arg)
+        if typ == "number" then
+            if arg == floor(arg) and (arg >= BIG_INT or arg <= -BIG_INT)
+               and arg < MAX_INT and arg > -MAX_INT then
+                arg = str_fmt("%.0f", arg)
+            else
+                arg = tostring(arg)
+            end
+        elseif typ ~= "string" then
+            if typ == "table" then
+                error("bad argument #" .. i .. " to '" .. name .. "': table given", 3)
+            end
+            arg = tostring(arg)
+        end
+        req[j], req[j + 1], req[j + 2], req[j + 3], req[j + 4] = "$", #arg, "\r\n", arg, "\r\n"
+        j = j + 5
+    end
+    return req
+end
+
+local function buffer_push(self, msg)
+    local buf = rawget(self, "_buffered")
+    if not buf then
+        buf = {}
+        self._buffered = buf
+    end
+    buf[#buf + 1] = msg
+end
+
+local function track_sub(self, res)
+    if type(res) ~= "table" then return end
+    local kind = res[1]
+    if kind == "subscribe" or kind == "ssubscribe" then
+        self._nchan = self._nchan + 1
+    elseif kind == "psubscribe" then
+        self._npat = self._npat + 1
+    elseif kind == "unsubscribe" or kind == "sunsubscribe" then
+        if self._nchan > 0 then self._nchan = self._nchan - 1 end
+    elseif kind == "punsubscribe" then
+        if self._npat > 0 then self._npat = self._npat - 1 end
+    else
+        return
+    end
+    if res[3] == 0 then
+        self._subscribed = false
+    end
+end
+
+-- Reads the reply to a command; messages and RESP3 pushes that arrive first are buffered
+-- for read_reply. want_kind: for (un)subscribe, the push/array kind that answers it.
+local function read_reply_for(self, sock, want_kind)
+    while true do
+        local res, err, push = read_value(self, sock, false)
+        if res == nil then
+            return nil, err
+        end
+        if type(res) == "table" then
+            local kind = res[1]
+            if want_kind and kind == want_kind then
+                return res
+            end
+            if push or (rawget(self, "_subscribed") and MESSAGE_KINDS[kind]) then
+                buffer_push(self, res)
+            else
+                return res, err
+            end
+        else
+            return res, err
+        end
+    end
+end
+
+do_cmd = function(self, name, ...)
+    local sock = rawget(self, "_sock")
+    if not sock then
+        return nil, "not initialized"
+    end
+    local prefix = rawget(self, "_module_prefix")
+    if prefix then
+        self._module_prefix = nil
+        name = prefix .. "." .. name
+    end
+    local lname = lower(name)
+    if rawget(self, "_subscribed") and rawget(self, "_resp") == 2 and not SUB_ALLOWED[lname] then
+        return nil, "cannot run '" .. name .. "' in subscribed state: only (p)subscribe, "
+                    .. "(p)unsubscribe, ping, quit and reset are allowed"
+    end
+    local req = gen_req(name, select("#", ...), ...)
+
+    local reqs = rawget(self, "_reqs")
+    if reqs then
+        reqs[#reqs + 1] = req
+        return true
+    end
+
+    local bytes, err = sock:send(req)
+    if not bytes then
+        sock:close()
+        return nil, err
+    end
+    local res
+    res, err = read_reply_for(self, sock, nil)
+    if lname == "multi" then
+        if res then self._in_multi = true end
+    elseif lname == "exec" or lname == "discard" then
+        self._in_multi = nil
+    elseif lname == "hello" and type(res) == "table" then
+        local proto = res.proto or res[6]
+        if proto then self._resp = tonumber(proto) end
+    elseif lname == "reset" and res then
+        self._subscribed, self._nchan, self._npat, self._in_multi, self._resp = false, 0, 0, nil, 2
+    end
+    return res, err
+end
+
+function _M.read_reply(self)
+    local sock = rawget(self, "_sock")
+    if not sock then
+        return nil, "not initialized"
+    end
+    local buf = rawget(self, "_buffered")
+    if buf then
+        local msg = tab_remove(buf, 1)
+        if #buf == 0 then self._buffered = nil end
+        return msg
+    end
+    if not rawget(self, "_subscribed") and rawget(self, "_resp") ~= 3 then
+        return nil, "not subscribed"
+    end
+    local res, err = read_value(self, sock, true)
+    track_sub(self, res)
+    return res, err
+end
+
+local function subscribe_cmd(cmd, unsub)
+    local count_field = (cmd == "punsubscribe") and "_npat" or "_nchan"
+    return function(self, ...)
+        local sock = rawget(self, "_sock")
+        if not sock then
+            return nil, "not initialized"
+        end
+        if rawget(self, "_reqs") then
+            return nil, "cannot " .. cmd .. " in a pipeline"
+        end
+        local nargs = select("#", ...)
+        local nreplies = nargs
+        if unsub then
+            if not rawget(self, "_subscribed") then
+                return nil, "not subscribed"
+            end
+            if nargs == 0 then
+                nreplies = rawget(self, count_field)
+                if nreplies < 1 then nreplies = 1 end
+            end
+        elseif nargs == 0 then
+            error("wrong number of arguments for '" .. cmd .. "'", 2)
+        end
+        local was = rawget(self, "_subscribed")
+        if not unsub then
+            self._subscribed = true
+        end
+        local bytes, err = sock:send(gen_req(cmd, nargs, ...))
+        if not bytes then
+            sock:close()
+            return nil, err
+        end
+        local results = nreplies > 1 and new_tab(nreplies, 0) or nil
+        local res
+        for i = 1, nreplies do
+            res, err = read_reply_for(self, sock, cmd)
+            if not res then
+                if res == false then
+                    self._subscribed = was
+                end
+                return res, err
+            end
+            track_sub(self, res)
+            if results then results[i] = res end
+        end
+        return results or res
+    end
+end
+
+_M.subscribe = subscribe_cmd("subscribe", false)
+_M.psubscribe = subscribe_cmd("psubscribe", false)
+_M.ssubscribe = subscribe_cmd("ssubscribe", false)
+_M.unsubscribe = subscribe_cmd("unsubscribe", true)
+_M.punsubscribe = subscribe_cmd("punsubscribe", true)
+_M.sunsubscribe = subscribe_cmd("sunsubscribe", true)
+
+function _M.hmset(self, hashname, ...)
+    if select("#", ...) == 1 then
+        local t = ...
+        if type(t) ~= "table" then
+            error("table expected, got " .. type(t), 2)
+        end
+        local args, n = {}, 0
+        for k, v in pairs(t) do
+            args[n + 1], args[n + 2] = k, v
+            n = n + 2
+        end
+        return do_cmd(self, "hmset", hashname, unpack(args, 1, n))
+    end
+    return do_cmd(self, "hmset", hashname, ...)
+end
+
+function _M.array_to_hash(self, t)
+    local n = #t
+    local h = new_tab(0, n / 2)
+    for i = 1, n, 2 do
+        h[t[i]] = t[i + 1]
+    end
+    return h
+end
+
+function _M.init_pipeline(self, n)
+    self._reqs = new_tab(n or 4, 0)
+end
+
+function _M.cancel_pipeline(self)
+    self._reqs = nil
+end
+
+function _M.commit_pipeline(self)
+    local reqs = rawget(self, "_reqs")
+    if not reqs then
+        return nil, "no pipeline"
+    end
+    self._reqs = nil
+    local sock = rawget(self, "_sock")
+    if not sock then
+        return nil, "not initialized"
+    end
+    local n = #reqs
+    if n == 0 then
+        return {}
+    end
+    local bytes, err = sock:send(reqs)
+    if not bytes then
+        sock:close()
+        return nil, err
+    end
+    local vals = new_tab(n, 0)
+    for i = 1, n do
+        local res, rerr = read_reply_for(self, sock, nil)
+        if res == nil then
+            return nil, rerr
+        end
+        if res == false and rerr then
+            res = { false, rerr }
+        end
+        vals[i] = res
+    end
+    return vals
+end
+
+-- RESP3 attributes (the `|` frame) seen with the last reply, or nil
+function _M.get_attributes(self)
+    return rawget(self, "_attributes")
+end
+
+-- Any other name is a redis command: red:xadd(...), red:object("encoding", k) ...
+mt = {
+    __index = function(_, name)
+        local f = _M[name]
+        if f ~= nil then
+            return f
+        end
+        if type(name) ~= "string" or sub(name, 1, 1) == "_" then
+            return nil
+        end
+        f = function(self, ...)
+            return do_cmd(self, name, ...)
+        end
+        rawset(_M, name, f)
+        return f
+    end,
+}
+
+return _M
