@@ -440,6 +440,27 @@ P(m2:get_reused_times())
     assert out == ["1", "1", "over unix|0|nil", "1", "1", "1"]
 
 
+def test_fifty_light_threads_share_a_pool(run_lua_ok, memcached):
+    out = mc(run_lua_ok, r'''
+local bad, reused = 0, 0
+local threads = {}
+for t = 1, 50 do
+  threads[t] = ngx.thread.spawn(function()
+    for i = 1, 20 do
+      local m = C()
+      if m:get_reused_times() > 0 then reused = reused + 1 end
+      local k = "lt:" .. t .. ":" .. i
+      if not m:set(k, k) or m:get(k) ~= k then bad = bad + 1 end
+      assert(m:set_keepalive(10000, 20))
+    end
+  end)
+end
+for t = 1, 50 do assert(ngx.thread.wait(threads[t])) end
+P(bad, reused > 500)
+''', memcached.port)
+    assert out == ["0|true"]
+
+
 # --------------------------------------------------------------------------
 # meta commands
 

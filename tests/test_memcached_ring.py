@@ -62,17 +62,14 @@ def libmemcached_owners(names, keys):
     ["127.0.0.1:21001", "127.0.0.1:21002", "127.0.0.1:21003"],
     ["10.0.0.1:11211", "10.0.0.2:11211", "10.0.0.3:11211", "10.0.0.4:11212", "cache-5:11213"],
 ])
-def test_ketama_matches_libmemcached(run_lua_ok, names):
+def test_ketama_matches_libmemcached(run_lua_ok, tmp_path, names):
     keys = [f"key{i}" for i in range(2000)] + ["", "a b", "ü", "x" * 250]
     want = [names[i] for i in libmemcached_owners(names, keys)]
     code = 'local ring = require "resty.memcached.ring"\nlocal r = ring.new{servers = {%s}}\n' % (
         ", ".join(f'"{n}"' for n in names))
     code += 'for line in io.lines("keys.txt") do ngx.say(r:server_for(line)) end\n'
-    import tempfile, os
-    d = tempfile.mkdtemp()
-    with open(os.path.join(d, "keys.txt"), "w") as f:
-        f.write("\n".join(keys) + "\n")
-    got = run_lua_ok(code, cwd=d).splitlines()
+    (tmp_path / "keys.txt").write_text("\n".join(keys) + "\n")
+    got = run_lua_ok(code).splitlines()
     assert got == want
 
 
