@@ -604,3 +604,19 @@ P(#ans[1].txt)
         b"\0\0\x29\x04\xd0\0\0\0\0\0\0")       # OPT, payload 1232
     assert struct.unpack("!H", q_plain[10:12])[0] == 0
     assert len(proxy.queries) == 2
+
+
+def test_edns_formerr_falls_back_to_plain_query(run_lua_ok):
+    # an old server: FORMERR for any query carrying an OPT record
+    def handler(data):
+        qid, name, qtype = parse_query(data)
+        if struct.unpack("!H", data[10:12])[0]:
+            return [header(qid, flags=0x8181) + question(name, qtype)]
+        return [good_a(qid, name, qtype)]
+    out, srv = with_responder(run_lua_ok, handler, """
+local r2 = assert(resolver:new{nameservers = {{"127.0.0.1", @PORT@}}, edns = true})
+D(r2:query("old.test"))
+D(r:query("old.test"))
+""")
+    assert out == ["address=127.0.0.9 class=1 name=old.test section=1 ttl=60 type=1"] * 2
+    assert [struct.unpack("!H", q[10:12])[0] for _, q in srv.queries] == [1, 0, 0]

@@ -380,3 +380,23 @@ ngx.say("kill: ", ngx.thread.kill(t))
 ''', timeout=10)
     assert r.rc == 0, r.describe()
     assert lines(r.out) == ["kill: 1", "grandchild done"]
+
+
+def test_sleep_zero_spinner_does_not_starve_timers_or_sleepers(run_lua):
+    # Regression: posted resumes were drained with event_active inside the same loop pass,
+    # so a thread looping on ngx.sleep(0) kept timers and sleeping threads from ever
+    # running. OpenResty lets both run between the spinner's wake-ups.
+    r = run_lua(r'''
+local stop, spins = false, 0
+local spinner = ngx.thread.spawn(function()
+    while not stop do spins = spins + 1; ngx.sleep(0) end
+end)
+local fired = false
+ngx.timer.at(0.02, function() fired = true end)
+ngx.sleep(0.05)
+stop = true
+ngx.thread.wait(spinner)
+ngx.say("woke ", tostring(spins > 10), " ", tostring(fired))
+''', timeout=10)
+    assert r.rc == 0, r.describe()
+    assert r.out.strip() == "woke true true"

@@ -75,7 +75,10 @@ void Scheduler::post(LuaThread* t, int nargs) {
   t->state = ThreadState::ready;
   t->ready_nargs = nargs;
   posted_.push_back(t->id);
-  event_active(post_ev_.get(), EV_TIMEOUT, 0);
+  // a zero timeout rather than event_active: the loop polls I/O and timers between two
+  // drains, so a thread spinning on ngx.sleep(0) cannot starve them
+  static const timeval zero{0, 0};
+  if (!event_pending(post_ev_.get(), EV_TIMEOUT, nullptr)) evtimer_add(post_ev_.get(), &zero);
 }
 
 void Scheduler::on_posted(int, short, void* arg) { static_cast<Scheduler*>(arg)->drain(); }

@@ -751,6 +751,16 @@ function _M.query(self, qname, opts, tries)
         local server = pick_server(self)
         local answers
         answers, err = udp_exchange(self, server, req, id, canon, qtype, opts)
+        if answers and answers.errcode == 1 and self.edns then
+            -- FORMERR to a query with an OPT record: a server without EDNS
+            -- (RFC 6891 section 7); ask again without it
+            local edns = self.edns
+            self.edns = nil
+            id = gen_id(self)
+            local plain = build_request(self, qname, id, opts)
+            self.edns = edns
+            answers, err = udp_exchange(self, server, plain, id, canon, qtype, opts)
+        end
         if answers then
             return answers, nil, tries
         end
