@@ -1,9 +1,10 @@
 -- examples/demo.lua: the cosocket runtime against real servers.
 --
--- Run by scripts/demo, which starts redis and memcached on loopback and sets
--- COSOCKET_REDIS / COSOCKET_MEMCACHED to "host:port". Speaks both protocols by hand on
--- raw cosockets (the resty.* drivers come later), with light threads, a keepalive
--- pool, receiveuntil, a timer and a semaphore -- the same code runs under OpenResty.
+-- Run by scripts/demo, which starts redis, memcached and a Knot DNS server on loopback and
+-- sets COSOCKET_REDIS / COSOCKET_MEMCACHED / COSOCKET_DNS to "host:port". First it speaks
+-- redis and memcached by hand on raw cosockets (light threads, a keepalive pool,
+-- receiveuntil, a timer, a semaphore), then through the bundled drivers (resty.redis,
+-- resty.memcached, resty.dns.resolver) -- the same code runs under OpenResty.
 local ngx = ngx
 local tcp, spawn, wait = ngx.socket.tcp, ngx.thread.spawn, ngx.thread.wait
 local concat, insert = table.concat, table.insert
@@ -19,6 +20,7 @@ end
 
 local REDIS_HOST, REDIS_PORT = addr("COSOCKET_REDIS")
 local MC_HOST, MC_PORT = addr("COSOCKET_MEMCACHED")
+local DNS_HOST, DNS_PORT = addr("COSOCKET_DNS")
 
 -- a tiny RESP client: one request, one reply
 local function redis(sock, ...)
@@ -125,5 +127,43 @@ local bad = tcp()
 bad:settimeout(500)
 local _, cerr = bad:connect("127.0.0.1", 1)
 ngx.say("connect to a closed port -> nil, \"", cerr, "\"")
+
+-- 5. the same servers through the bundled drivers
+local redis = require "resty.redis"
+local red = redis:new()
+red:set_timeouts(1000, 1000, 1000)
+assert(red:connect(REDIS_HOST, REDIS_PORT))
+red:init_pipeline()
+red:set("demo:p", 41)
+red:incr("demo:p")
+red:get("demo:p")
+red:del("demo:p")
+local res = assert(red:commit_pipeline())
+ngx.say("resty.redis pipeline -> ", res[1], ", ", res[2], ", ", res[3], ", ", res[4])
+red:set("demo:s", "x")
+local ok2, werr = red:hget("demo:s", "x")
+ngx.say("resty.redis server error -> ", tostring(ok2), ", \"", tostring(werr), "\"")
+red:del("demo:s")
+red:set_keepalive(10000, 10)
+
+local memcached = require "resty.memcached"
+local memc = memcached:new()
+memc:set_timeout(1000)
+assert(memc:connect(MC_HOST, MC_PORT))
+assert(memc:set("demo:m", "hello, memcached", 60))
+local mval = memc:get("demo:m")
+ngx.say("resty.memcached get -> ", mval)
+memc:delete("demo:m")
+memc:set_keepalive(10000, 10)
+
+local resolver = require "resty.dns.resolver"
+local r = assert(resolver:new{ nameservers = { { DNS_HOST, DNS_PORT } }, timeout = 1000 })
+local answers = assert(r:query("www.cosocket.test", { qtype = r.TYPE_A }))
+local addrs = {}
+for _, ans in ipairs(answers) do
+    if ans.address then insert(addrs, ans.address) end
+end
+table.sort(addrs)
+ngx.say("resty.dns.resolver www.cosocket.test A -> ", concat(addrs, ", "))
 
 ngx.say("demo done")
