@@ -155,6 +155,19 @@ red:del("bin:big", "bin:" .. v)
     assert out == ['"OK"|nil', 'true|267', 'OK|true', 'true|true', 'true|true']
 
 
+def test_many_arguments(run_lua_ok, redis):
+    out = rl(run_lua_ok, """
+local red = R()
+local t = {}
+for i = 1, 100000 do t["f" .. i] = i end
+P(red:hmset("many:h", t), red:hlen("many:h"), red:hget("many:h", "f77777"))
+local args = { "many:s" }
+for i = 1, 5000 do args[#args + 1] = "m" .. i end
+P(red:sadd(unpack(args)), red:scard("many:s"), red:del("many:h", "many:s"))
+""", port=redis.port)
+    assert out == ["OK|100000|77777|nil", "5000|5000|2|nil"]
+
+
 def test_module_prefix_and_unknown_commands(run_lua_ok, redis):
     out = rl(run_lua_ok, """
 redis.register_module_prefix("json")
@@ -389,11 +402,12 @@ def test_server_killed_mid_pipeline(run_lua, tmp_path):
 local red = R()
 red:init_pipeline()
 for i = 1, 5 do red:set("k" .. i, "v") end
-red:debug("sleep", 0.5)
+red:blpop("nolist", 3)                  -- keeps the server busy until it is killed
 for i = 1, 5 do red:get("k" .. i) end
 io.stdout:write("sent\\n") io.stdout:flush()
 local res, err = red:commit_pipeline()
 P(res, err, red:set_keepalive())
+ngx.flush(true) io.stdout:flush()
 io.read("*l")
 red = redis:new()
 red:set_timeout(2000)
@@ -413,7 +427,7 @@ P(red:connect("127.0.0.1", @PORT@), red:get_reused_times(), red:set("after", "1"
         out, err = proc.communicate(b"go\n", timeout=10)
         assert proc.returncode == 0, err
         assert first in ("nil|closed|nil|closed", "nil|connection reset by peer|nil|closed"), first
-        assert out.decode().splitlines() == ["1|0|OK|1"]
+        assert out.decode().splitlines() == ["1|0|OK|1|nil"]
     finally:
         srv.stop()
 

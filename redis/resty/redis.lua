@@ -10,7 +10,6 @@ local floor = math.floor
 local type, tonumber, tostring, select = type, tonumber, tostring, select
 local setmetatable, rawget, rawset, pairs, error = setmetatable, rawget, rawset, pairs, error
 local tab_remove = table.remove
-local unpack = unpack or table.unpack
 
 local ok_new, new_tab = pcall(require, "table.new")
 if not ok_new or type(new_tab) ~= "function" then
@@ -33,6 +32,12 @@ local SUB_ALLOWED = {
     ping = true, quit = true, reset = true,
 }
 local MESSAGE_KINDS = { message = true, pmessage = true, smessage = true }
+-- command names in lower case, memoized (the hot path looks at every command's name)
+local LOWER = setmetatable({}, { __index = function(t, k)
+    local v = lower(k)
+    t[k] = v
+    return v
+end })
 
 local mt
 
@@ -207,9 +212,9 @@ local function bad(sock, what, line)
 end
 
 local function read_len(line)
-    -- a decimal length after the type byte, "-1" allowed
+    -- a whole-number length after the type byte, "-1" allowed (no pattern match: hot path)
     local n = tonumber(sub(line, 2))
-    if not n or n ~= floor(n) or not line:find("^.%-?%d+$") then
+    if not n or n ~= floor(n) or n < -1 then
         return nil
     end
     return n
@@ -282,7 +287,7 @@ read_value = function(self, sock, top)
         return sub(line, 2)
     elseif t == 58 then                                 -- : integer
         local n = tonumber(sub(line, 2))
-        if not n or not line:find("^:[-+]?%d+$") then return bad(sock, "bad integer", line) end
+        if not n then return bad(sock, "bad integer", line) end
         return n
     elseif t == 42 then                                 -- * array
         local n = read_len(line)
@@ -354,13 +359,13 @@ end
 ---------------------------------------------------------------------------------------------
 -- requests
 
-local function gen_req(name, n, ...)
+local function gen_req(name, args, n)
     local req = new_tab(3 + 5 * (n + 1), 0)
     req[1], req[2], req[3] = "*", n + 1, "\r\n"
     req[4], req[5], req[6], req[7], req[8] = "$", #name, "\r\n", name, "\r\n"
     local j = 9
     for i = 1, n do
-        local arg = select(i, ...)
+        local arg = args[i]
         local typ = type(arg)
         if typ == "number" then
             if arg == floor(arg) and (arg >= BIG_INT or arg <= -BIG_INT)
@@ -433,7 +438,7 @@ local function read_reply_for(self, sock, want_kind)
     end
 end
 
-do_cmd = function(self, name, ...)
+local function do_cmd_args(self, name, args, nargs)
     local sock = rawget(self, "_sock")
     if not sock then
         return nil, "not initialized"
@@ -443,12 +448,12 @@ do_cmd = function(self, name, ...)
         self._module_prefix = nil
         name = prefix .. "." .. name
     end
-    local lname = lower(name)
+    local lname = LOWER[name]
     if rawget(self, "_subscribed") and rawget(self, "_resp") == 2 and not SUB_ALLOWED[lname] then
         return nil, "cannot run '" .. name .. "' in subscribed state: only (p)subscribe, "
                     .. "(p)unsubscribe, ping, quit and reset are allowed"
     end
-    local req = gen_req(name, select("#", ...), ...)
+    local req = gen_req(name, args, nargs)
 
     local reqs = rawget(self, "_reqs")
     if reqs then
@@ -474,6 +479,10 @@ do_cmd = function(self, name, ...)
         self._subscribed, self._nchan, self._npat, self._in_multi, self._resp = false, 0, 0, nil, 2
     end
     return res, err
+end
+
+do_cmd = function(self, name, ...)
+    return do_cmd_args(self, name, { ... }, select("#", ...))
 end
 
 function _M.read_reply(self)
@@ -522,7 +531,7 @@ local function subscribe_cmd(cmd, unsub)
         if not unsub then
             self._subscribed = true
         end
-        local bytes, err = sock:send(gen_req(cmd, nargs, ...))
+        local bytes, err = sock:send(gen_req(cmd, { ... }, nargs))
         if not bytes then
             sock:close()
             return nil, err
@@ -557,12 +566,12 @@ function _M.hmset(self, hashname, ...)
         if type(t) ~= "table" then
             error("table expected, got " .. type(t), 2)
         end
-        local args, n = {}, 0
+        local args, n = { hashname }, 1
         for k, v in pairs(t) do
             args[n + 1], args[n + 2] = k, v
             n = n + 2
         end
-        return do_cmd(self, "hmset", hashname, unpack(args, 1, n))
+        return do_cmd_args(self, "hmset", args, n)
     end
     return do_cmd(self, "hmset", hashname, ...)
 end
