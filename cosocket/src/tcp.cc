@@ -28,7 +28,10 @@ const char* const kUntilMeta = "cosocket.until";
 enum class St { closed, connecting, connected };
 enum class ReadKind { size, line, all, any, until };
 
+constexpr uint64_t kTcpMagic = 0x636f736f636b7470ull;  // "cosocktp"
+
 struct TcpSock {
+  uint64_t magic = kTcpMagic;
   int fd = -1;
   St st = St::closed;
   bool is_unix = false;
@@ -42,7 +45,7 @@ struct TcpSock {
   Pool* pool = nullptr;  // the pool this connection is counted in
   std::string key;
   std::string bind_ip;
-  int self_ref = LUA_NOREF;
+  int self_ref = LUA_NOREF;  // a registry slot reserved at creation: the socket while pinned
   int pins = 0;
   // the read operation in progress
   uint64_t reader = 0;
@@ -78,16 +81,30 @@ Scheduler& sched() { return runtime().sched(); }
 
 long eff(long v, int def) { return v > 0 ? v : def; }
 
-TcpSock* check_tcp(lua_State* L, int idx) { return static_cast<TcpSock*>(luaL_checkudata(L, idx, kTcpMeta)); }
+// Every socket call checks its object: a size and magic check instead of luaL_checkudata,
+// which re-hashes the metatable's name each time; luaL_checkudata raises the error.
+TcpSock* check_tcp(lua_State* L, int idx) {
+  if (lua_type(L, idx) == LUA_TUSERDATA && lua_objlen(L, idx) == sizeof(TcpSock)) {
+    auto* s = static_cast<TcpSock*>(lua_touserdata(L, idx));
+    if (s->magic == kTcpMagic) return s;
+  }
+  return static_cast<TcpSock*>(luaL_checkudata(L, idx, kTcpMeta));
+}
 
+// A parked operation keeps its socket alive: the reserved registry slot holds the socket
+// while pinned and `false` otherwise (one rawseti each way, no free-list work).
 void pin_sock(lua_State* L, TcpSock* s, int idx) {
-  if (s->pins++ == 0) s->self_ref = pin(L, idx);
+  if (s->pins++ == 0) {
+    lua_pushvalue(L, idx);
+    lua_rawseti(L, LUA_REGISTRYINDEX, s->self_ref);
+  }
 }
 
 void unpin_sock(TcpSock* s) {
   if (s->pins > 0 && --s->pins == 0) {
-    luaL_unref(runtime().L(), LUA_REGISTRYINDEX, s->self_ref);
-    s->self_ref = LUA_NOREF;
+    lua_State* L = runtime().L();
+    lua_pushboolean(L, 0);
+    lua_rawseti(L, LUA_REGISTRYINDEX, s->self_ref);
   }
 }
 
@@ -406,7 +423,6 @@ void on_read(int, short what, void* arg) {
   auto* s = static_cast<TcpSock*>(arg);
   if (what & EV_READ) s->readable = true;
   if (!s->reader) return;
-  clock_update();
   LuaThread* t = sched().find(s->reader);
   if (!t) return;
   int n;
@@ -1085,8 +1101,14 @@ int l_bind(lua_State* L) {
 
 int l_gc(lua_State* L) {
   auto* s = static_cast<TcpSock*>(lua_touserdata(L, 1));
-  if (!runtime().closing()) close_sock(s);
-  else if (s->fd >= 0) ::close(s->fd), s->fd = -1;
+  if (!runtime().closing()) {
+    close_sock(s);
+    luaL_unref(L, LUA_REGISTRYINDEX, s->self_ref);
+  } else if (s->fd >= 0) {
+    ::close(s->fd);
+    s->fd = -1;
+  }
+  s->magic = 0;
   s->~TcpSock();
   return 0;
 }
@@ -1099,7 +1121,9 @@ int l_tostring(lua_State* L) {
 int l_tcp_new(lua_State* L) {
   if (lua_gettop(L) != 0) return luaL_error(L, "expecting zero arguments, but got %d", lua_gettop(L));
   void* mem = lua_newuserdata(L, sizeof(TcpSock));
-  new (mem) TcpSock();
+  auto* s = new (mem) TcpSock();
+  lua_pushboolean(L, 0);
+  s->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   luaL_getmetatable(L, kTcpMeta);
   lua_setmetatable(L, -2);
   return 1;
