@@ -297,8 +297,7 @@ void Lookup::on_result(int code, evutil_addrinfo* res, void* arg) {
     if (pick.empty()) {
       self->err_ = self->host_ + " could not be resolved (3: Host not found)";
     } else {
-      static std::minstd_rand rng{std::random_device{}()};
-      evutil_addrinfo* ai = pick[rng() % pick.size()];
+      evutil_addrinfo* ai = pick[rng()() % pick.size()];
       memcpy(&self->addr_.ss, ai->ai_addr, ai->ai_addrlen);
       self->addr_.len = static_cast<socklen_t>(ai->ai_addrlen);
       if (ai->ai_family == AF_INET) reinterpret_cast<sockaddr_in*>(&self->addr_.ss)->sin_port = htons(self->port_);

@@ -141,14 +141,7 @@ void Scheduler::finish(LuaThread* t, bool ok) {
     lua_insert(co, 1);
     lua_settop(co, 1);
   }
-  // its zombie children can no longer be waited for
-  for (uint64_t cid : t->children) {
-    LuaThread* c = find(cid);
-    if (!c) continue;
-    if (c->state == ThreadState::zombie) release(c);
-    else c->parent = 0;
-  }
-  t->children.clear();
+  orphan_children(t);
   if (t->on_finish) {
     auto fn = std::move(t->on_finish);
     fn();
@@ -176,6 +169,18 @@ void Scheduler::finish(LuaThread* t, bool ok) {
   release(t);
 }
 
+// A thread is gone: its zombie children can no longer be waited for, the running ones
+// carry on without a parent.
+void Scheduler::orphan_children(LuaThread* t) {
+  for (uint64_t cid : t->children) {
+    if (LuaThread* c = find(cid)) {
+      if (c->state == ThreadState::zombie) release(c);
+      else c->parent = 0;
+    }
+  }
+  t->children.clear();
+}
+
 void Scheduler::release(LuaThread* t) {
   if (t->kind == ThreadKind::user) mark_dead(t->co);
   luaL_unref(L_, LUA_REGISTRYINDEX, t->ref);
@@ -196,12 +201,7 @@ void Scheduler::kill(LuaThread* t) {
   }
   t->state = ThreadState::dead;
   --alive_;
-  for (uint64_t cid : t->children) {
-    if (LuaThread* c = find(cid)) {
-      if (c->state == ThreadState::zombie) release(c);
-      else c->parent = 0;
-    }
-  }
+  orphan_children(t);
   if (t->on_finish) {
     auto fn = std::move(t->on_finish);
     fn();

@@ -78,6 +78,7 @@ class Scheduler {
  private:
   void finish(LuaThread* t, bool ok);
   void release(LuaThread* t);
+  void orphan_children(LuaThread* t);
   void mark_dead(lua_State* co);
 
  public:

@@ -38,7 +38,6 @@ struct TcpSock {
   Buffer rbuf;
   long connect_timeout = 0, send_timeout = 0, read_timeout = 0;  // 0: the defaults
   int reused = 0;
-  bool failed = false;   // the last operation failed
   bool eof = false;      // the peer closed (no more bytes will come)
   bool rclosed = false;  // read side finalized: an EOF or error was reported
   bool wclosed = false;  // write side closed: a send error or timeout
@@ -194,7 +193,6 @@ void adopt(TcpSock* s, int fd, Pool* pool, int reused) {
   s->st = St::connected;
   s->pool = pool;
   s->reused = reused;
-  s->failed = false;
   s->eof = false;
   s->rclosed = false;
   s->wclosed = false;
@@ -383,7 +381,6 @@ int try_read(lua_State* L, TcpSock* s) {
     }
     std::string err = errno_text(errno);
     int r = push_partial_err(L, s, err.c_str(), false);
-    s->failed = true;
     s->eof = true;
     close_read_side(s);
     return r;
@@ -403,7 +400,6 @@ void cancel_read(TcpSock* s) {
 
 // Starts a read whose kind is set in s: returns the values, or yields.
 int start_read(lua_State* L, TcpSock* s, int sock_idx, int until_idx) {
-  s->failed = false;
   int n = try_read(L, s);
   if (n >= 0) {
     s->until = nullptr;
@@ -596,7 +592,6 @@ int push_sent(lua_State* L, TcpSock* s, const char* err) {
 
 void send_failed(TcpSock* s, const std::string& err) {
   s->wpending.clear();
-  s->failed = true;
   if (s->wtimer) evtimer_del(s->wtimer.get());
   uint64_t w = s->writer;
   s->writer = 0;
@@ -606,6 +601,7 @@ void send_failed(TcpSock* s, const std::string& err) {
 }
 
 int connect_step_done(TcpSock* s);
+void connect_failed(TcpSock* s, const std::string& err);
 
 void on_write(int, short what, void* arg) {
   auto* s = static_cast<TcpSock*>(arg);
@@ -614,9 +610,7 @@ void on_write(int, short what, void* arg) {
   clock_update();
   if (s->st == St::connecting) {
     if (what & EV_TIMEOUT) {
-      s->failed = true;
-      close_fd(s);
-      finish_writer(s, [](lua_State* L, TcpSock*, const char* e) { return push_err(L, e); }, "timeout");
+      connect_failed(s, "timeout");
       return;
     }
     connect_step_done(s);
@@ -645,7 +639,6 @@ int l_send(lua_State* L) {
   size_t total = collect_send_data(L, 2, iov);
   if (s->st != St::connected || s->wclosed) return push_err(L, "closed");
   if (s->writer) return push_err(L, "socket busy writing");
-  s->failed = false;
   if (total == 0) {
     lua_pushinteger(L, 0);
     return 1;
@@ -663,7 +656,6 @@ int l_send(lua_State* L) {
         break;
       }
       std::string err = errno_text(errno);
-      s->failed = true;
       close_write_side(s);
       return push_err(L, err.c_str());
     }
@@ -702,7 +694,6 @@ int push_connected(lua_State* L, TcpSock*, const char* err) {
 }
 
 void connect_failed(TcpSock* s, const std::string& err) {
-  s->failed = true;
   close_fd(s);  // also gives the pool slot back
   finish_writer(s, push_connected, err.c_str());
 }
@@ -782,6 +773,12 @@ void on_resolved(TcpSock* s, std::string err, Address addr) {
   continue_connect(s);
 }
 
+// Resolves s->host without blocking (nginx's resolver timeout, not the connect one).
+void start_lookup(TcpSock* s) {
+  s->lookup = std::make_unique<Lookup>(runtime(), s->host, s->port, runtime().cfg().resolver_timeout_ms,
+                                       [s](const std::string& e, const Address& a) { on_resolved(s, e, a); });
+}
+
 // Opens a new connection for s (pool accounting done): returns values or yields.
 int open_connection(lua_State* L, TcpSock* s, LuaThread* cur, bool numeric) {
   if (numeric) {
@@ -794,7 +791,6 @@ int open_connection(lua_State* L, TcpSock* s, LuaThread* cur, bool numeric) {
     }
     if (r < 0) {
       std::string err = errno_text(-r);
-      s->failed = true;
       close_fd(s);
       return push_err(L, err.c_str());
     }
@@ -806,8 +802,7 @@ int open_connection(lua_State* L, TcpSock* s, LuaThread* cur, bool numeric) {
     s->st = St::connecting;
     pin_sock(L, s, 1);
     s->writer = cur->id;
-    s->lookup = std::make_unique<Lookup>(runtime(), s->host, s->port, runtime().cfg().resolver_timeout_ms,
-                                         [s](const std::string& e, const Address& a) { on_resolved(s, e, a); });
+    start_lookup(s);
   }
   sched().suspend(cur, [s] { cancel_connect(s); });
   return yield_op(L);
@@ -827,8 +822,7 @@ void on_slot(TcpSock* s, int fd, int reused) {
   if (s->addr.len) {
     continue_connect(s);
   } else {
-    s->lookup = std::make_unique<Lookup>(runtime(), s->host, s->port, runtime().cfg().resolver_timeout_ms,
-                                         [s](const std::string& e, const Address& a) { on_resolved(s, e, a); });
+    start_lookup(s);
   }
 }
 
@@ -885,7 +879,6 @@ int l_connect(lua_State* L) {
   LuaThread* cur = sched().current();
   if (!cur) return luaL_error(L, "no running light thread");
   if (s->st != St::closed) close_sock(s);
-  s->failed = false;
   s->key = key;
   s->reused = 0;
   if (!perr.empty()) return push_err(L, perr.c_str());
@@ -916,7 +909,6 @@ int l_connect(lua_State* L) {
         if (s->waiting_pool) s->waiting_pool->cancel(s->ticket);
         s->waiting_pool = nullptr;
         s->st = St::closed;
-        s->failed = true;
         finish_writer(s, push_connected, "timeout");
       });
       sched().suspend(cur, [s] { cancel_connect(s); });
