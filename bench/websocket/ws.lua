@@ -5,19 +5,8 @@
 local client = require "resty.websocket.client"
 local B = BENCH
 
-local function cpu()   -- user + sys seconds of this process (/proc/self/stat)
-    local f = io.open("/proc/self/stat")
-    local s = f:read("*a")
-    f:close()
-    local fields = {}
-    for w in s:match("%) (.*)"):gmatch("%S+") do fields[#fields + 1] = w end
-    return (tonumber(fields[12]) + tonumber(fields[13])) / 100
-end
-
-local function now()
-    ngx.update_time()
-    return ngx.now()
-end
+local common = require "common"  -- bench/lua/common.lua: cpu() and now() for both runtimes
+local cpu, now = common.cpu, common.now
 
 local msg = string.rep("m", B.size)
 local conns = {}
