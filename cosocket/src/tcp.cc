@@ -1110,14 +1110,18 @@ int l_tostring(lua_State* L) {
   return 1;
 }
 
-int l_tcp_new(lua_State* L) {
-  if (lua_gettop(L) != 0) return luaL_error(L, "expecting zero arguments, but got %d", lua_gettop(L));
+void l_tcp_new_impl(lua_State* L) {
   void* mem = lua_newuserdata(L, sizeof(TcpSock));
   auto* s = new (mem) TcpSock();
   lua_pushboolean(L, 0);
   s->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   luaL_getmetatable(L, kTcpMeta);
   lua_setmetatable(L, -2);
+}
+
+int l_tcp_new(lua_State* L) {
+  if (lua_gettop(L) != 0) return luaL_error(L, "expecting zero arguments, but got %d", lua_gettop(L));
+  l_tcp_new_impl(L);
   return 1;
 }
 
@@ -1140,6 +1144,14 @@ const luaL_Reg kTcpMethods[] = {
 };
 
 }  // namespace
+
+void push_accepted_tcp(lua_State* L, int fd, bool is_unix) {
+  l_tcp_new_impl(L);
+  auto* s = static_cast<TcpSock*>(lua_touserdata(L, -1));
+  s->is_unix = is_unix;
+  s->key.clear();
+  adopt(s, fd, nullptr, 0);
+}
 
 void open_tcp(lua_State* L) {
   luaL_newmetatable(L, kTcpMeta);
