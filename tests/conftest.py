@@ -269,3 +269,23 @@ def udp_echo():
 def tcp_port_closed():
     """A loopback TCP port nothing listens on (connecting gets ECONNREFUSED)."""
     return services.free_port()
+
+
+# --------------------------------------------------------------------------
+# TLS (tests/tlsenv.py): a test CA and certificates, a real redis-server with TLS
+
+@pytest.fixture(scope="session")
+def tls_certs(tmp_path_factory):
+    import tlsenv
+    return tlsenv.make_certs(str(tmp_path_factory.mktemp("tls")))
+
+
+@pytest.fixture(scope="session")
+def redis_tls(tls_certs):
+    import tlsenv
+    try:
+        svc = tlsenv.start_redis_tls(tls_certs)
+    except services.ServiceError as e:
+        pytest.fail(f"could not start redis-server with TLS: {e}", pytrace=False)
+    yield svc
+    svc.stop()

@@ -177,6 +177,7 @@ package.preload["cosocket"] = function()
         timer_at = ngx.timer.at,
         timer_every = ngx.timer.every,
         semaphore = sema,
+        ssl_server_context = C.ssl_server_context,
         null = ngx.null,
         now = ngx.now,
         time = ngx.time,

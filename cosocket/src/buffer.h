@@ -24,6 +24,13 @@ class Buffer {
   uint64_t consumed_total() const { return consumed_total_; }
   // recv()s once into the buffer: >0 bytes read, 0 on EOF, -1 with errno set.
   ssize_t read_fd(int fd);
+  // Room for at least n more bytes at the end: fill some of it, then commit() them.
+  char* prepare(size_t n) {
+    ensure_writable(n);
+    return buf_.data() + wpos_;
+  }
+  size_t room() const { return buf_.size() - wpos_; }
+  void commit(size_t n) { wpos_ += n; }
 
  private:
   void ensure_writable(size_t n);

@@ -14,6 +14,7 @@
 #include "ngx_util.h"
 #include "runtime.h"
 #include "sockets.h"
+#include "tls.h"
 
 #ifndef COSOCKET_VERSION
 #define COSOCKET_VERSION "0.0.0"
@@ -302,9 +303,11 @@ void open_api(lua_State* L) {
   set_fn(L, "thread_status", l_thread_status);
   set_fn(L, "is_parked", l_is_parked);
   set_fn(L, "exit", l_exit);
+  set_fn(L, "ssl_server_context", l_ssl_server_context);
   int priv = lua_gettop(L);
 
   set_package_path(L);
+  open_tls(L);
 
   // math.random seeded from the OS, so two runs differ
   uint32_t seed = 0;

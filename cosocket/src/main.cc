@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include "ngx_util.h"
 #include "runtime.h"
 
@@ -35,6 +37,12 @@ const char* const kUsage =
     "  --max-pending-timers N  (1024)\n"
     "  --max-running-timers N  (256)\n"
     "  --shutdown-timeout MS   grace period after SIGINT/SIGTERM (3000)\n"
+    "  --ssl-trusted-certificate FILE\n"
+    "                          CA certificates (PEM) that sslhandshake verifies against\n"
+    "                          (default: the system store, /etc/ssl/certs)\n"
+    "  --ssl-verify-depth N    longest certificate chain accepted (5)\n"
+    "  --ssl-verify on|off     whether sslhandshake verifies when the caller passes no\n"
+    "                          ssl_verify argument (on: secure by default)\n"
     "  -v, --version           print the version\n"
     "  -h, --help              this help\n";
 
@@ -74,6 +82,7 @@ int main(int argc, char** argv) {
       {"--pool-size", &cfg.pool_size},                {"--resolver-timeout", &cfg.resolver_timeout_ms},
       {"--max-pending-timers", &cfg.max_pending_timers}, {"--max-running-timers", &cfg.max_running_timers},
       {"--shutdown-timeout", &cfg.shutdown_timeout_ms},
+      {"--ssl-verify-depth", &cfg.ssl_verify_depth},
   };
   for (; i < argc; ++i) {
     std::string a = argv[i];
@@ -119,6 +128,15 @@ int main(int argc, char** argv) {
       std::string r;
       if (!next(r) || r.empty()) return die("--resolver needs an address");
       cfg.resolvers.push_back(r);
+    } else if (a == "--ssl-trusted-certificate") {
+      if (!next(cfg.ssl_trusted_certificate) || cfg.ssl_trusted_certificate.empty())
+        return die("--ssl-trusted-certificate needs a file");
+      if (access(cfg.ssl_trusted_certificate.c_str(), R_OK) != 0)
+        return die("cannot read the trusted certificate file \"" + cfg.ssl_trusted_certificate + "\"");
+    } else if (a == "--ssl-verify") {
+      std::string v;
+      if (!next(v) || (v != "on" && v != "off")) return die("--ssl-verify takes on or off");
+      cfg.ssl_verify_default = v == "on";
     } else if (a == "-") {
       from_stdin = true;
       ++i;

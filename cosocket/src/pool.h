@@ -12,6 +12,8 @@
 #include <string>
 #include <unordered_map>
 
+#include "tls_ptr.h"
+
 struct event;
 struct event_base;
 
@@ -22,14 +24,16 @@ class Pool;
 struct IdleConn {
   int fd = -1;
   int reused = 0;
+  SslPtr ssl;  // a TLS connection stays encrypted in the pool
+  long timeout_ms = 0;
   Pool* pool = nullptr;
   std::unique_ptr<event, void (*)(event*)> ev{nullptr, nullptr};
   std::list<std::unique_ptr<IdleConn>>::iterator pos;
 };
 
-// A connect waiting in the backlog: called with (fd, reused) of a connection handed
-// over, or (-1, 0) when a slot is free and it may open its own.
-using SlotWaiter = std::function<void(int fd, int reused)>;
+// A connect waiting in the backlog: called with (fd, reused, ssl) of a connection handed
+// over (the waiter takes ssl), or (-1, 0, null) when a slot is free and it may open its own.
+using SlotWaiter = std::function<void(int fd, int reused, SslPtr& ssl)>;
 
 class Pool {
  public:
@@ -44,10 +48,12 @@ class Pool {
   size_t connections() const { return connections_; }
   size_t waiting() const { return waiters_.size(); }
 
-  // An idle connection, most recent first: returns its fd (reused is set), or -1.
-  int take(int& reused);
-  // A connection goes idle (or straight to a waiting connect). The pool owns fd now.
-  void put(int fd, int reused, long idle_timeout_ms);
+  // An idle connection, most recent first: returns its fd (reused and, for a TLS
+  // connection, ssl are set), or -1.
+  int take(int& reused, SslPtr* ssl = nullptr);
+  // A connection goes idle (or straight to a waiting connect). The pool owns fd (and
+  // ssl) now.
+  void put(int fd, int reused, long idle_timeout_ms, SslPtr ssl = nullptr);
   // Accounting of open connections that belong to this pool.
   void opened() { ++connections_; }
   void closed();  // also lets one waiting connect go ahead
@@ -58,7 +64,8 @@ class Pool {
  private:
   static void on_idle_event(int fd, short what, void* arg);
   void drop(IdleConn* c);  // closes an idle connection
-  bool hand_to_waiter(int fd, int reused);
+  bool hand_to_waiter(int fd, int reused, SslPtr& ssl);
+  void watch(IdleConn* c);
 
   event_base* base_;
   std::string key_;

@@ -32,6 +32,11 @@ struct Config {
   int max_running_timers = 256;
   int shutdown_timeout_ms = 3000;
   int log_level = kNotice;
+  // TLS: CA file for verification (empty: the system store), chain depth, and whether
+  // sslhandshake verifies when the caller passes no ssl_verify (secure by default)
+  std::string ssl_trusted_certificate;
+  int ssl_verify_depth = 5;
+  bool ssl_verify_default = true;
   std::vector<std::string> resolvers;  // ip[:port]; empty: /etc/resolv.conf
   std::vector<std::string> include_dirs;
   std::string prefix;

@@ -1,6 +1,7 @@
 // ngx.socket.tcp: the TCP / unix-stream cosocket.
 #include <cerrno>
 #include <cstring>
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -8,6 +9,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <openssl/err.h>
 
 #include "buffer.h"
 #include "clock.h"
@@ -16,6 +18,7 @@
 #include "resolver.h"
 #include "runtime.h"
 #include "sockets.h"
+#include "tls.h"
 #include "until_matcher.h"
 
 namespace cosocket {
@@ -74,6 +77,22 @@ struct TcpSock {
   std::string host;
   int port = 0;
   Address addr;
+  // TLS: the connection's SSL once sslhandshake began (kept through the pool), the
+  // handshake in progress (parked in the writer slot), and the cross-wants: an SSL_read
+  // that needs the socket writable, an SSL_write that needs it readable.
+  SslPtr ssl;
+  bool hs = false;
+  bool hs_done = false;
+  bool hs_server = false;
+  bool hs_want_session = true;
+  bool hs_verify = false;
+  std::string hs_host;
+  bool read_wants_write = false;
+  bool write_wants_read = false;
+  std::string ssl_err;
+  std::shared_ptr<SessionBox> session;
+  std::shared_ptr<CertChain> client_cert;
+  std::shared_ptr<PrivKey> client_key;
 };
 
 Scheduler& sched() { return runtime().sched(); }
@@ -138,6 +157,14 @@ void free_events(TcpSock* s) {
 // Closes the connection; the socket can connect again.
 void close_fd(TcpSock* s) {
   free_events(s);
+  if (s->ssl) {
+    // one non-blocking close_notify, as nginx sends; the answer is not waited for
+    if (s->hs_done && !s->wclosed && !runtime().closing()) SSL_shutdown(s->ssl.get());
+    ERR_clear_error();
+    s->ssl.reset();
+  }
+  s->hs = s->hs_done = s->read_wants_write = s->write_wants_read = false;
+  s->session.reset();
   if (s->fd >= 0) ::close(s->fd);
   s->fd = -1;
   s->st = St::closed;
@@ -188,8 +215,10 @@ void close_sock(TcpSock* s) {
   close_fd(s);
 }
 
-void adopt(TcpSock* s, int fd, Pool* pool, int reused) {
+void adopt(TcpSock* s, int fd, Pool* pool, int reused, SslPtr ssl = nullptr) {
   s->fd = fd;
+  s->ssl = std::move(ssl);
+  s->hs_done = s->ssl != nullptr;
   s->st = St::connected;
   s->pool = pool;
   s->reused = reused;
@@ -319,6 +348,46 @@ int until_step(lua_State* L, TcpSock* s) {
   return -1;
 }
 
+// One read from the connection into the buffer: >0 bytes, 0 at EOF, -1 with errno
+// (EAGAIN when it must wait; for TLS, read_wants_write says which event).
+ssize_t sock_read(TcpSock* s) {
+  if (!s->ssl) return s->rbuf.read_fd(s->fd);
+  Buffer& b = s->rbuf;
+  char* p = b.prepare(16384);
+  size_t room = b.room();
+  if (room > 65536) room = 65536;
+  int n = SSL_read(s->ssl.get(), p, static_cast<int>(room));
+  if (n > 0) {
+    b.commit(static_cast<size_t>(n));
+    return n;
+  }
+  int e = SSL_get_error(s->ssl.get(), n);
+  switch (e) {
+    case SSL_ERROR_ZERO_RETURN:
+      return 0;
+    case SSL_ERROR_WANT_READ:
+      errno = EAGAIN;
+      return -1;
+    case SSL_ERROR_WANT_WRITE:
+      s->read_wants_write = true;
+      errno = EAGAIN;
+      return -1;
+    case SSL_ERROR_SYSCALL:
+      ERR_clear_error();
+      if (errno == 0 || errno == EAGAIN) errno = ECONNRESET;
+      return -1;
+    default: {
+      // the peer's alert or a bad record: "ssl error: <reason>" (e.g. "tlsv13 alert
+      // certificate required"), clearer than nginx's bare "error"
+      const char* why = ERR_reason_error_string(ERR_peek_last_error());
+      s->ssl_err = std::string("ssl error: ") + (why ? why : "protocol error");
+      log_message(kInfo, "SSL_read() failed: " + ssl_error_text());
+      errno = EPROTO;
+      return -1;
+    }
+  }
+}
+
 // Tries to finish the read operation from the buffer and the socket: values pushed, or
 // -1 when it must wait for the socket to become readable.
 int try_read(lua_State* L, TcpSock* s) {
@@ -367,8 +436,8 @@ int try_read(lua_State* L, TcpSock* s) {
       close_read_side(s);
       return r;
     }
-    if (!s->readable) return -1;
-    ssize_t n = b.read_fd(s->fd);
+    if (!s->readable || s->read_wants_write) return -1;
+    ssize_t n = sock_read(s);
     if (n > 0) continue;
     if (n == 0) {
       s->eof = true;
@@ -376,10 +445,11 @@ int try_read(lua_State* L, TcpSock* s) {
     }
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      s->readable = false;
+      if (s->read_wants_write) s->writable = false;
+      else s->readable = false;
       return -1;
     }
-    std::string err = errno_text(errno);
+    std::string err = errno == EPROTO && !s->ssl_err.empty() ? s->ssl_err : errno_text(errno);
     int r = push_partial_err(L, s, err.c_str(), false);
     s->eof = true;
     close_read_side(s);
@@ -415,9 +485,28 @@ int start_read(lua_State* L, TcpSock* s, int sock_idx, int until_idx) {
   return yield_op(L);
 }
 
+void hs_step(TcpSock* s);
+void service_write(TcpSock* s);
+void service_read(TcpSock* s, short what);
+
 void on_read(int, short what, void* arg) {
   auto* s = static_cast<TcpSock*>(arg);
-  if (what & EV_READ) s->readable = true;
+  if (what & EV_READ) {
+    s->readable = true;
+    if (s->hs && s->writer) {
+      hs_step(s);
+      return;
+    }
+    if (s->write_wants_read && s->writer) {
+      s->write_wants_read = false;
+      service_write(s);
+      if (s->fd < 0 || !s->rev) return;
+    }
+  }
+  service_read(s, what);
+}
+
+void service_read(TcpSock* s, short what) {
   if (!s->reader) return;
   LuaThread* t = sched().find(s->reader);
   if (!t) return;
@@ -548,6 +637,31 @@ void arm_write(TcpSock* s, long timeout_ms) { evtimer_add(s->wtimer.get(), runti
 
 // Sends what is pending in s->wpending: 0 done, 1 again, -errno on error.
 int flush_pending(TcpSock* s) {
+  if (s->ssl) {
+    while (s->woff < s->wpending.size()) {
+      size_t len = s->wpending.size() - s->woff;
+      if (len > (1u << 30)) len = 1u << 30;
+      int n = SSL_write(s->ssl.get(), s->wpending.data() + s->woff, static_cast<int>(len));
+      if (n > 0) {
+        s->woff += static_cast<size_t>(n);
+        continue;
+      }
+      int e = SSL_get_error(s->ssl.get(), n);
+      if (e == SSL_ERROR_WANT_WRITE) {
+        s->writable = false;
+        return 1;
+      }
+      if (e == SSL_ERROR_WANT_READ) {
+        s->write_wants_read = true;
+        s->readable = false;
+        return 1;
+      }
+      int err = (e == SSL_ERROR_SYSCALL && errno) ? errno : EPIPE;
+      ERR_clear_error();
+      return -err;
+    }
+    return 0;
+  }
   while (s->woff < s->wpending.size()) {
     ssize_t n = ::send(s->fd, s->wpending.data() + s->woff, s->wpending.size() - s->woff, MSG_NOSIGNAL);
     if (n > 0) {
@@ -603,11 +717,25 @@ void send_failed(TcpSock* s, const std::string& err) {
 int connect_step_done(TcpSock* s);
 void connect_failed(TcpSock* s, const std::string& err);
 
+void hs_failed(TcpSock* s, const std::string& err);
+
 void on_write(int, short what, void* arg) {
   auto* s = static_cast<TcpSock*>(arg);
-  if (what & EV_WRITE) s->writable = true;
+  if (what & EV_WRITE) {
+    s->writable = true;
+    if (s->read_wants_write && s->reader) {
+      s->read_wants_write = false;
+      service_read(s, EV_READ);
+      if (s->fd < 0 || !s->wev) return;
+    }
+  }
   if (!s->writer) return;
   clock_update();
+  if (s->hs) {
+    if (what & EV_TIMEOUT) hs_failed(s, "timeout");
+    else hs_step(s);
+    return;
+  }
   if (s->st == St::connecting) {
     if (what & EV_TIMEOUT) {
       connect_failed(s, "timeout");
@@ -620,6 +748,11 @@ void on_write(int, short what, void* arg) {
     send_failed(s, "timeout");
     return;
   }
+  service_write(s);
+}
+
+void service_write(TcpSock* s) {
+  if (!s->writer || s->hs) return;
   int r = flush_pending(s);
   if (r == 1) return;  // still waiting; the timer runs on
   if (r < 0) {
@@ -629,6 +762,35 @@ void on_write(int, short what, void* arg) {
   if (s->wtimer) evtimer_del(s->wtimer.get());
   s->wpending.clear();
   finish_writer(s, push_sent, nullptr);
+}
+
+// A send over TLS: the pieces are gathered for SSL_write, which may need to wait for
+// the socket to be writable (or readable).
+int ssl_send(lua_State* L, TcpSock* s, const std::vector<iovec>& iov, size_t total) {
+  s->wpending.clear();
+  s->wpending.reserve(total);
+  for (const iovec& v : iov) s->wpending.append(static_cast<const char*>(v.iov_base), v.iov_len);
+  s->woff = 0;
+  s->wtotal = total;
+  int r = flush_pending(s);
+  if (r == 0) {
+    s->wpending.clear();
+    lua_pushinteger(L, static_cast<lua_Integer>(total));
+    return 1;
+  }
+  if (r < 0) {
+    s->wpending.clear();
+    std::string err = errno_text(-r);
+    close_write_side(s);
+    return push_err(L, err.c_str());
+  }
+  LuaThread* cur = sched().current();
+  if (!cur) return luaL_error(L, "no running light thread");
+  pin_sock(L, s, 1);
+  s->writer = cur->id;
+  arm_write(s, eff(s->send_timeout, runtime().cfg().send_timeout_ms));
+  sched().suspend(cur, [s] { cancel_write(s); });
+  return yield_op(L);
 }
 
 int l_send(lua_State* L) {
@@ -643,6 +805,7 @@ int l_send(lua_State* L) {
     lua_pushinteger(L, 0);
     return 1;
   }
+  if (s->ssl) return ssl_send(L, s, iov, total);
   size_t sent = 0, i = 0;
   while (i < iov.size()) {
     msghdr msg{};
@@ -808,12 +971,12 @@ int open_connection(lua_State* L, TcpSock* s, LuaThread* cur, bool numeric) {
   return yield_op(L);
 }
 
-void on_slot(TcpSock* s, int fd, int reused) {
+void on_slot(TcpSock* s, int fd, int reused, SslPtr& ssl) {
   s->ctimer.reset();
   Pool* p = s->waiting_pool;
   s->waiting_pool = nullptr;
   if (fd >= 0) {  // a connection handed over by setkeepalive
-    adopt(s, fd, p, reused + 1);
+    adopt(s, fd, p, reused + 1, std::move(ssl));
     finish_writer(s, push_connected, nullptr);
     return;
   }
@@ -891,9 +1054,10 @@ int l_connect(lua_State* L) {
   if (!pool && (has_size || has_backlog)) pool = pools.get_or_create(key, has_size ? pool_size : runtime().cfg().pool_size);
   if (pool) {
     int reused = 0;
-    int fd = pool->take(reused);
+    SslPtr ssl;
+    int fd = pool->take(reused, &ssl);
     if (fd >= 0) {
-      adopt(s, fd, pool, reused + 1);
+      adopt(s, fd, pool, reused + 1, std::move(ssl));
       lua_pushinteger(L, 1);
       return 1;
     }
@@ -903,7 +1067,7 @@ int l_connect(lua_State* L) {
       pin_sock(L, s, 1);
       s->writer = cur->id;
       s->waiting_pool = pool;
-      s->ticket = pool->wait([s](int fd2, int reused2) { on_slot(s, fd2, reused2); });
+      s->ticket = pool->wait([s](int fd2, int reused2, SslPtr& ssl2) { on_slot(s, fd2, reused2, ssl2); });
       s->ctimer = std::make_unique<Timer>(runtime().base(), connect_timeout(s), [s] {
         s->ctimer.reset();
         if (s->waiting_pool) s->waiting_pool->cancel(s->ticket);
@@ -918,6 +1082,205 @@ int l_connect(lua_State* L) {
     s->pool = pool;
   }
   return open_connection(L, s, cur, numeric);
+}
+
+// ---- TLS ---------------------------------------------------------------------------
+
+// One step of the handshake: 1 done (verified when asked), 0 must wait, -1 failed (err).
+int hs_try(TcpSock* s, std::string& err) {
+  ERR_clear_error();
+  int r = SSL_do_handshake(s->ssl.get());
+  if (r == 1) {
+    if (s->hs_verify) {
+      err = verify_peer(s->ssl.get(), s->hs_host);
+      if (!err.empty()) return -1;
+    }
+    if (!s->hs_server && s->session && !s->session->sess) s->session->set(SSL_get1_session(s->ssl.get()));
+    s->hs_done = true;
+    return 1;
+  }
+  int e = SSL_get_error(s->ssl.get(), r);
+  if (e == SSL_ERROR_WANT_READ) {
+    s->readable = false;
+    return 0;
+  }
+  if (e == SSL_ERROR_WANT_WRITE) {
+    s->writable = false;
+    return 0;
+  }
+  std::string why = e == SSL_ERROR_SYSCALL ? (errno ? errno_text(errno) : "peer closed connection in SSL handshake")
+                                           : ssl_error_text();
+  ERR_clear_error();
+  log_message(kInfo, "SSL_do_handshake() failed (" + why + ")");
+  err = "handshake failed";
+  return -1;
+}
+
+int push_hs(lua_State* L, TcpSock* s, const char* err) {
+  if (err) return push_err(L, err);
+  if (!s->hs_want_session) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  if (!s->session) {
+    s->session = std::make_shared<SessionBox>();
+    s->session->set(SSL_get1_session(s->ssl.get()));
+  }
+  push_session(L, s->session);
+  return 1;
+}
+
+void hs_failed(TcpSock* s, const std::string& err) {
+  if (s->wtimer) evtimer_del(s->wtimer.get());
+  s->hs = false;
+  if (s->reader) {
+    release_until(s);
+    abort_op(s, s->reader);
+  }
+  close_fd(s);
+  finish_writer(s, push_hs, err.c_str());
+}
+
+void hs_step(TcpSock* s) {
+  std::string err;
+  int r = hs_try(s, err);
+  if (r == 0) return;  // the timer runs on
+  if (r < 0) {
+    hs_failed(s, err);
+    return;
+  }
+  if (s->wtimer) evtimer_del(s->wtimer.get());
+  s->hs = false;
+  finish_writer(s, push_hs, nullptr);
+}
+
+void cancel_hs(TcpSock* s) {
+  if (s->wtimer) evtimer_del(s->wtimer.get());
+  s->hs = false;
+  s->writer = 0;
+  close_fd(s);  // a half-done handshake leaves nothing usable
+  unpin_sock(s);
+}
+
+// Runs the handshake set up in s->ssl: the values now, or yields until it is done.
+int run_handshake(lua_State* L, TcpSock* s) {
+  std::string err;
+  int r = hs_try(s, err);
+  if (r > 0) return push_hs(L, s, nullptr);
+  if (r < 0) {
+    close_sock(s);
+    return push_err(L, err.c_str());
+  }
+  LuaThread* cur = sched().current();
+  if (!cur) return luaL_error(L, "no running light thread");
+  pin_sock(L, s, 1);
+  s->writer = cur->id;
+  s->hs = true;
+  arm_write(s, connect_timeout(s));
+  sched().suspend(cur, [s] { cancel_hs(s); });
+  return yield_op(L);
+}
+
+bool is_ip_literal(const std::string& h) {
+  unsigned char buf[16];
+  return inet_pton(AF_INET, h.c_str(), buf) == 1 || inet_pton(AF_INET6, h.c_str(), buf) == 1;
+}
+
+int check_hs_state(lua_State* L, TcpSock* s) {
+  if (s->st != St::connected || s->rclosed || s->wclosed) return push_err(L, "closed");
+  if (s->writer) return push_err(L, "socket busy writing");
+  if (s->reader) return push_err(L, "socket busy reading");
+  return 0;
+}
+
+// sslhandshake(reused_session?, server_name?, ssl_verify?, send_status_req?)
+int l_sslhandshake(lua_State* L) {
+  int n = lua_gettop(L);
+  if (n < 1 || n > 5)
+    return luaL_error(L, "ngx.socket sslhandshake: expecting 1 ~ 5 arguments (including the object), but seen %d", n);
+  TcpSock* s = check_tcp(L, 1);
+  SessionBox* reuse = n >= 2 ? test_session(L, 2) : nullptr;
+  bool want_session = !(n >= 2 && lua_type(L, 2) == LUA_TBOOLEAN && !lua_toboolean(L, 2));
+  std::string name;
+  if (n >= 3 && !lua_isnil(L, 3)) {
+    if (lua_type(L, 3) != LUA_TSTRING) return luaL_argerror(L, 3, "bad server_name argument: string expected");
+    size_t len;
+    const char* p = lua_tolstring(L, 3, &len);
+    name.assign(p, len);
+  }
+  bool verify = (n >= 4 && !lua_isnil(L, 4)) ? lua_toboolean(L, 4) : runtime().cfg().ssl_verify_default;
+  bool status_req = n >= 5 && lua_toboolean(L, 5);
+  if (int r = check_hs_state(L, s)) return r;
+  s->hs_want_session = want_session;
+  if (s->hs_done) return push_hs(L, s, nullptr);  // already encrypted (a pooled connection)
+  if (s->ssl) return push_err(L, "closed");
+  std::string err;
+  SSL_CTX* ctx = client_ctx(err);
+  if (!ctx) return push_err(L, err.c_str());
+  s->session = std::make_shared<SessionBox>();
+  s->ssl = new_client_ssl(ctx, s->fd, s->session);
+  if (!s->ssl) {
+    err = "failed to create the ssl connection: " + ssl_error_text();
+    return push_err(L, err.c_str());
+  }
+  SSL* ssl = s->ssl.get();
+  s->hs_server = false;
+  if (reuse && reuse->sess) SSL_set_session(ssl, reuse->sess);
+  // the name to verify: server_name, else the host connected to (nginx verifies only
+  // server_name; here the host is checked too, so verification is never chain-only)
+  std::string host = name.empty() && !s->is_unix ? s->host : name;
+  if (!host.empty() && !is_ip_literal(host)) SSL_set_tlsext_host_name(ssl, host.c_str());
+  s->hs_verify = verify;
+  s->hs_host = host;
+  if (status_req) SSL_set_tlsext_status_type(ssl, TLSEXT_STATUSTYPE_ocsp);
+  if (s->client_cert && !use_client_cert(ssl, *s->client_cert, *s->client_key, err)) {
+    s->ssl.reset();
+    s->session.reset();
+    return push_err(L, err.c_str());
+  }
+  return run_handshake(L, s);
+}
+
+// setclientcert(cert, pkey): ngx.ssl objects or PEM text; no arguments clear them.
+int l_setclientcert(lua_State* L) {
+  TcpSock* s = check_tcp(L, 1);
+  bool has_cert = !lua_isnoneornil(L, 2), has_key = !lua_isnoneornil(L, 3);
+  if (!has_cert && !has_key) {
+    s->client_cert.reset();
+    s->client_key.reset();
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  if (!has_cert || !has_key) return push_err(L, "client certificate must be supplied with corresponding private key");
+  std::string err;
+  auto cert = get_cert(L, 2, err);
+  if (!cert) return push_err(L, err.c_str());
+  auto key = get_key(L, 3, err);
+  if (!key) return push_err(L, err.c_str());
+  s->client_cert = std::move(cert);
+  s->client_key = std::move(key);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+// sslaccept(ctx): the server side of a handshake, on an accepted connection (also for
+// STARTTLS-style protocols): true, or nil, err.
+int l_sslaccept(lua_State* L) {
+  TcpSock* s = check_tcp(L, 1);
+  std::shared_ptr<SSL_CTX> ctx = check_server_ctx(L, 2);
+  if (int r = check_hs_state(L, s)) return r;
+  if (s->ssl) return push_err(L, "already encrypted");
+  s->ssl.reset(SSL_new(ctx.get()));
+  if (!s->ssl) {
+    std::string err = "failed to create the ssl connection: " + ssl_error_text();
+    return push_err(L, err.c_str());
+  }
+  SSL_set_fd(s->ssl.get(), s->fd);
+  SSL_set_accept_state(s->ssl.get());
+  s->hs_server = true;
+  s->hs_verify = false;
+  s->hs_want_session = false;
+  return run_handshake(L, s);
 }
 
 // ---- the rest -------------------------------------------------------------------
@@ -958,12 +1321,25 @@ int l_setkeepalive(lua_State* L) {
   // the peer's close since the last read makes it "closed" (left to close()); bytes it
   // sent make it "dubious", and it is closed
   char c;
-  ssize_t r = ::recv(s->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-  if (r > 0) {
-    close_sock(s);
-    return push_err(L, "connection in dubious state");
+  if (s->ssl) {
+    if (!s->hs_done) return push_err(L, "closed");
+    // SSL_peek also takes in records without data (TLS 1.3 session tickets)
+    int r = SSL_peek(s->ssl.get(), &c, 1);
+    if (r > 0) {
+      close_sock(s);
+      return push_err(L, "connection in dubious state");
+    }
+    int e = SSL_get_error(s->ssl.get(), r);
+    ERR_clear_error();
+    if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) return push_err(L, "closed");
+  } else {
+    ssize_t r = ::recv(s->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (r > 0) {
+      close_sock(s);
+      return push_err(L, "connection in dubious state");
+    }
+    if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) return push_err(L, "closed");
   }
-  if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) return push_err(L, "closed");
   Pool* pool = runtime().pools().get_or_create(s->key, static_cast<size_t>(size));
   if (s->pool != pool) {
     if (s->pool) s->pool->closed();
@@ -972,10 +1348,13 @@ int l_setkeepalive(lua_State* L) {
   int fd = s->fd;
   int reused = s->reused;
   free_events(s);
+  SslPtr ssl = std::move(s->ssl);
+  s->hs_done = false;
+  s->session.reset();
   s->fd = -1;
   s->st = St::closed;
   s->pool = nullptr;
-  pool->put(fd, reused, timeout);
+  pool->put(fd, reused, timeout, std::move(ssl));
   lua_pushinteger(L, 1);
   return 1;
 }
@@ -1140,6 +1519,9 @@ const luaL_Reg kTcpMethods[] = {
     {"getoption", l_getoption},
     {"getfd", l_getfd},
     {"bind", l_bind},
+    {"sslhandshake", l_sslhandshake},
+    {"setclientcert", l_setclientcert},
+    {"sslaccept", l_sslaccept},
     {nullptr, nullptr},
 };
 

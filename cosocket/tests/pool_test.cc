@@ -308,8 +308,8 @@ TEST_F(PoolTest, BacklogClosedHandsSlotsFifo) {
   p->opened();
   p->opened();
   std::vector<std::pair<int, std::pair<int, int>>> calls;  // (waiter, (fd, reused))
-  uint64_t t1 = p->wait([&](int fd, int r) { calls.push_back({1, {fd, r}}); });
-  uint64_t t2 = p->wait([&](int fd, int r) { calls.push_back({2, {fd, r}}); });
+  uint64_t t1 = p->wait([&](int fd, int r, SslPtr&) { calls.push_back({1, {fd, r}}); });
+  uint64_t t2 = p->wait([&](int fd, int r, SslPtr&) { calls.push_back({2, {fd, r}}); });
   EXPECT_NE(t1, t2);
   EXPECT_EQ(2u, p->waiting());
   p->closed();
@@ -334,7 +334,7 @@ TEST_F(PoolTest, PutHandsConnectionToWaiterInsteadOfIdling) {
   int a = pair(&pa);
   p->opened();
   int got_fd = -100, got_reused = -100;
-  p->wait([&](int fd, int r) {
+  p->wait([&](int fd, int r, SslPtr&) {
     got_fd = fd;
     got_reused = r;
   });
@@ -358,7 +358,7 @@ TEST_F(PoolTest, WaiterMayPutTheConnectionBack) {
   int a = pair(&pa);
   p->opened();
   int calls = 0;
-  p->wait([&](int fd, int r) {
+  p->wait([&](int fd, int r, SslPtr&) {
     ++calls;
     p->put(fd, r + 1, 60000);  // queue is empty by now: it goes idle
   });
@@ -376,9 +376,9 @@ TEST_F(PoolTest, CancelRemovesWaiter) {
   Pool* p = make_pool(10);
   p->opened();
   std::vector<int> calls;
-  uint64_t t1 = p->wait([&](int, int) { calls.push_back(1); });
-  uint64_t t2 = p->wait([&](int, int) { calls.push_back(2); });
-  uint64_t t3 = p->wait([&](int, int) { calls.push_back(3); });
+  uint64_t t1 = p->wait([&](int, int, SslPtr&) { calls.push_back(1); });
+  uint64_t t2 = p->wait([&](int, int, SslPtr&) { calls.push_back(2); });
+  uint64_t t3 = p->wait([&](int, int, SslPtr&) { calls.push_back(3); });
   p->cancel(t1);
   EXPECT_EQ(2u, p->waiting());
   p->cancel(t1);  // twice: harmless
@@ -401,7 +401,7 @@ TEST_F(PoolTest, IdleTimeoutLetsAWaiterGo) {
   p->opened();
   p->put(a, 0, 30);
   int got = -100;
-  p->wait([&](int fd, int) { got = fd; });
+  p->wait([&](int fd, int, SslPtr&) { got = fd; });
   run_loop_ms(100);
   EXPECT_EQ(-1, got);
   EXPECT_EQ(0u, p->idle_count());
