@@ -245,8 +245,12 @@ local function execute(args)
     local name = args[1]
     local f = commands[name] or commands[upper(name)]
     if not f then
-        local shown = #name > 64 and sub(name, 1, 64) or name
-        return "-ERR unknown command '" .. shown .. "', with args beginning with: \r\n"
+        local shown = { "-ERR unknown command '", sub(name, 1, 128), "', with args beginning with: " }
+        for i = 2, n do
+            shown[#shown + 1] = "'" .. sub(args[i], 1, 128) .. "' "
+        end
+        shown[#shown + 1] = "\r\n"
+        return concat(shown)
     end
     return f(args, n)
 end

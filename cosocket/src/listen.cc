@@ -353,6 +353,7 @@ int l_listen(lua_State* L) {
 
   Address addr;
   if (has_path) {
+    if (path.size() >= sizeof(sockaddr_un::sun_path)) return push_err(L, "unix socket path too long");
     std::string perr;
     parse_unix("unix:" + path, addr, perr);
     if (!perr.empty()) return push_err(L, perr);
