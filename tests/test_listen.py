@@ -166,6 +166,30 @@ io.write("listening on ", srv:port(), "\n")
     assert "2 max_connections are not enough, connection from 127.0.0.1:" in srv.err
 
 
+def test_max_connections_flag_and_an_unreferenced_server_survives_gc(server):
+    srv = server(r'''
+local cosocket = require "cosocket"
+io.write("listening on ", cosocket.listen{ host = "127.0.0.1", port = 0, handler = function(sock)
+    sock:send("hi\n")
+    sock:receive("*a")
+end }:port(), "\n")
+ngx.timer.every(0.01, function() collectgarbage() end)
+''', flags=["--max-connections", "1"])
+    port = srv.port()
+    time.sleep(0.1)  # a few collections
+    a = connect(port)
+    assert recv_line(a) == "hi\n"
+    b = connect(port)
+    assert recv_all(b) == b""
+    a.close()
+    time.sleep(0.2)
+    c = connect(port)
+    assert recv_line(c) == "hi\n"
+    c.close()
+    assert srv.stop() == 0
+    assert "1 max_connections are not enough" in srv.err
+
+
 def test_server_close_stops_accepting_and_the_script_ends(server):
     srv = server(r'''
 local cosocket = require "cosocket"
