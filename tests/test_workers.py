@@ -198,3 +198,18 @@ def test_redis_server_example_with_two_workers(server):
     assert len(pids) == 2
     assert srv.stop() == 0
     assert "[error]" not in srv.err, srv.err
+
+
+def test_workers_leave_when_the_master_is_killed(server):
+    port = free_port()
+    srv = server(WHO, args=[port], flags=["-w", "2"])
+    srv.wait_for(r"listening on \d+ worker \d", count=2)
+    workers = until_both(port)
+    os.kill(srv.pid, signal.SIGKILL)
+    srv.finish(5)
+    deadline = time.monotonic() + 5
+    while any(alive(p) for p in workers.values()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(alive(p) for p in workers.values())
+    for p in workers.values():
+        assert f"{p}#0: signal 15 received, exiting" in srv.err
