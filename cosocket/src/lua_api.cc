@@ -10,6 +10,7 @@
 
 #include "clock.h"
 #include "embedded_lua.h"
+#include "listen.h"
 #include "ngx_re.h"
 #include "ngx_util.h"
 #include "runtime.h"
@@ -162,11 +163,11 @@ int l_worker_pid(lua_State* L) {
   return 1;
 }
 int l_worker_id(lua_State* L) {
-  lua_pushinteger(L, 0);
+  lua_pushinteger(L, runtime().cfg().worker_id);
   return 1;
 }
 int l_worker_count(lua_State* L) {
-  lua_pushinteger(L, 1);
+  lua_pushinteger(L, runtime().cfg().worker_count);
   return 1;
 }
 int l_worker_exiting(lua_State* L) {
@@ -304,6 +305,7 @@ void open_api(lua_State* L) {
   set_fn(L, "is_parked", l_is_parked);
   set_fn(L, "exit", l_exit);
   set_fn(L, "ssl_server_context", l_ssl_server_context);
+  open_listen(L);  // listen, udp_bind: served by require "cosocket"
   int priv = lua_gettop(L);
 
   set_package_path(L);

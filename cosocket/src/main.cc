@@ -12,6 +12,7 @@
 
 #include "ngx_util.h"
 #include "runtime.h"
+#include "workers.h"
 
 namespace {
 
@@ -43,6 +44,10 @@ const char* const kUsage =
     "  --ssl-verify-depth N    longest certificate chain accepted (5)\n"
     "  --ssl-verify on|off     whether sslhandshake verifies when the caller passes no\n"
     "                          ssl_verify argument (on: secure by default)\n"
+    "  --max-connections N     default live connections per listening server (1024)\n"
+    "  -w, --workers N         run N worker processes (each its own loop and Lua state; a master\n"
+    "                          restarts crashed ones and forwards SIGINT/SIGTERM); listening\n"
+    "                          sockets get SO_REUSEPORT: use a fixed port, port 0 differs per worker\n"
     "  -v, --version           print the version\n"
     "  -h, --help              this help\n";
 
@@ -81,9 +86,10 @@ int main(int argc, char** argv) {
       {"--read-timeout", &cfg.read_timeout_ms},       {"--keepalive-timeout", &cfg.keepalive_timeout_ms},
       {"--pool-size", &cfg.pool_size},                {"--resolver-timeout", &cfg.resolver_timeout_ms},
       {"--max-pending-timers", &cfg.max_pending_timers}, {"--max-running-timers", &cfg.max_running_timers},
-      {"--shutdown-timeout", &cfg.shutdown_timeout_ms},
       {"--ssl-verify-depth", &cfg.ssl_verify_depth},
+      {"--shutdown-timeout", &cfg.shutdown_timeout_ms}, {"--max-connections", &cfg.max_connections},
   };
+  int workers = 0;
   for (; i < argc; ++i) {
     std::string a = argv[i];
     std::string val;
@@ -137,6 +143,10 @@ int main(int argc, char** argv) {
       std::string v;
       if (!next(v) || (v != "on" && v != "off")) return die("--ssl-verify takes on or off");
       cfg.ssl_verify_default = v == "on";
+    } else if (a == "-w" || a == "--workers") {
+      std::string v;
+      if (!next(v) || !parse_int(v.c_str(), workers) || workers < 1 || workers > 1024)
+        return die("-w needs a number of workers (1..1024)");
     } else if (a == "-") {
       from_stdin = true;
       ++i;
@@ -168,9 +178,8 @@ int main(int argc, char** argv) {
   }
   if (const char* p = getenv("PWD")) cfg.prefix = std::string(p) + "/";
 
-  int status;
-  {
-    cosocket::Runtime rt(cfg);
+  auto run_script = [&](const cosocket::Config& c) -> int {
+    cosocket::Runtime rt(c);
     lua_State* L = rt.L();
     // arg, as the lua command sets it
     lua_createtable(L, argc - i, 2);
@@ -190,7 +199,24 @@ int main(int argc, char** argv) {
       return 1;
     }
     for (int k = i; k < argc; ++k) lua_pushstring(L, argv[k]);
-    status = rt.run(argc - i);
+    return rt.run(argc - i);
+  };
+  if (workers > 0) {
+    // a script that does not compile fails once, here, rather than in a restart loop
+    lua_State* L = luaL_newstate();
+    int rc = have_code ? luaL_loadbuffer(L, code.data(), code.size(), from_stdin ? "=stdin" : "=(command line)")
+                       : luaL_loadfile(L, script.c_str());
+    if (rc != 0) fprintf(stderr, "cosocket: %s\n", lua_tostring(L, -1));
+    lua_close(L);
+    if (rc != 0) return 1;
+    cosocket::set_log_level(cfg.log_level);
+    return cosocket::run_workers(workers, [&](int id) {
+      cosocket::Config c = cfg;
+      c.worker_id = id;
+      c.worker_count = workers;
+      return run_script(c);
+    });
   }
+  int status = run_script(cfg);
   return status;
 }

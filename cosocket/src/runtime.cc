@@ -115,6 +115,7 @@ Runtime::Runtime(Config cfg)
 Runtime::~Runtime() {
   flush_stdout();
   timers_.clear();
+  holds_.clear();
   closing_ = true;
   sched_->stopping = true;
   lua_close(L_);  // collects the sockets while the pools and the loop still exist
@@ -160,13 +161,23 @@ void Runtime::request_exit(int status) {
 }
 
 void Runtime::check_done() {
-  if (sched_->alive() == 0 && pending_timers_ == 0) event_base_loopbreak(base_.get());
+  if (sched_->alive() == 0 && pending_timers_ == 0 && holds_.empty()) event_base_loopbreak(base_.get());
+}
+
+uint64_t Runtime::hold(std::function<void()> stop) {
+  uint64_t id = next_hold_++;
+  holds_[id] = std::move(stop);
+  return id;
+}
+
+void Runtime::unhold(uint64_t id) {
+  if (holds_.erase(id) && !closing_) check_done();
 }
 
 int Runtime::run(int nargs) {
   LuaThread* t = sched_->create(L_, nargs, ThreadKind::entry, 0);
   sched_->post(t, nargs);
-  while (!exit_requested_ && (sched_->alive() > 0 || pending_timers_ > 0)) {
+  while (!exit_requested_ && (sched_->alive() > 0 || pending_timers_ > 0 || !holds_.empty())) {
     // the signal watchers stay added for good: anything beyond them can still wake a thread
     int events = event_base_get_num_events(base_.get(), EVENT_BASE_COUNT_ADDED | EVENT_BASE_COUNT_ACTIVE);
     if (events <= static_cast<int>(signals_.size()) || event_base_loop(base_.get(), EVLOOP_ONCE) == 1) {
@@ -202,6 +213,15 @@ void Runtime::on_signal(int sig) {
   std::vector<PendingTimer*> pending;
   for (auto& kv : timers_) pending.push_back(kv.first);
   for (PendingTimer* pt : pending) fire_timer(pt, true);
+  // listening servers stop accepting (their running handlers carry on)
+  std::vector<uint64_t> held;
+  for (auto& kv : holds_) held.push_back(kv.first);
+  for (uint64_t id : held) {
+    auto it = holds_.find(id);
+    if (it == holds_.end()) continue;
+    auto stop = it->second;
+    stop();
+  }
   grace_ = make_timer(base_.get(), &Runtime::on_grace_cb, this);
   timeval tv{cfg_.shutdown_timeout_ms / 1000, (cfg_.shutdown_timeout_ms % 1000) * 1000};
   evtimer_add(grace_.get(), &tv);

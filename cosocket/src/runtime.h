@@ -31,6 +31,9 @@ struct Config {
   int max_pending_timers = 1024;
   int max_running_timers = 256;
   int shutdown_timeout_ms = 3000;
+  int max_connections = 1024;  // default per listening server
+  int worker_id = 0;           // -w N: this worker's id (0..N-1) and N
+  int worker_count = 1;
   int log_level = kNotice;
   // TLS: CA file for verification (empty: the system store), chain depth, and whether
   // sslhandshake verifies when the caller passes no ssl_verify (secure by default)
@@ -97,6 +100,11 @@ class Runtime {
   struct PendingTimer;
   void fire_timer(PendingTimer* pt, bool premature);
 
+  // Things that keep the process running while they exist (listening servers). `stop`
+  // is called on SIGINT/SIGTERM (it may call unhold); unhold drops the hold.
+  uint64_t hold(std::function<void()> stop);
+  void unhold(uint64_t id);
+
  private:
   void check_done();
   void on_signal(int sig);
@@ -113,6 +121,8 @@ class Runtime {
   EventPtr grace_{nullptr, event_free_fn};
   std::unordered_map<PendingTimer*, std::unique_ptr<PendingTimer>> timers_;
   int pending_timers_ = 0;
+  std::unordered_map<uint64_t, std::function<void()>> holds_;
+  uint64_t next_hold_ = 1;
   int running_timers_ = 0;
   bool exiting_ = false;
   bool closing_ = false;
