@@ -273,6 +273,34 @@ def test_ctrl_c_cancels_a_waiting_line(repl):
     assert s.wait_exit() == 0
 
 
+def test_ctrl_c_interrupts_lua_code_that_does_not_yield(repl):
+    s = repl()
+    s.expect_prompt()
+    s.send("print('busy') ngx.flush() while true do ngx.now() end\r")   # interpreted: C calls are not compiled
+    s.expect(r"\nbusy\n")
+    time.sleep(0.3)
+    s.send("\x03")
+    s.expect(r"stdin:1: interrupted\n", timeout=5)
+    s.expect_prompt(timeout=5)
+    assert s.line("1+1") == "2\n"
+    s.send("\x04")
+    assert s.wait_exit() == 0
+
+
+def test_second_ctrl_c_leaves_a_compiled_loop(repl):
+    s = repl()
+    s.expect_prompt()
+    s.send("print('busy') ngx.flush() local x = 0 while true do x = x + 1 end\r")  # JIT-compiled: no hooks
+    s.expect(r"\nbusy\n")
+    time.sleep(0.3)
+    s.send("\x03")
+    time.sleep(0.5)
+    assert s.proc.poll() is None
+    s.send("\x03")
+    s.expect(r"interrupted: the Lua code does not yield, leaving\n", timeout=5)
+    assert s.wait_exit() == 130
+
+
 def test_ctrl_c_at_the_prompt_clears_the_line(repl):
     s = repl()
     s.expect_prompt()
@@ -475,6 +503,7 @@ def test_piped_sigint_cancels_the_line(cosocket_bin):
             if select.select([p.stdout], [], [], 0.2)[0]:
                 line += os.read(p.stdout.fileno(), 100)
         assert line == b"waiting\n"
+        time.sleep(0.3)  # into ngx.sleep: a signal while Lua code runs interrupts that code
         p.send_signal(signal.SIGINT)
         out, err = p.communicate(b"'next'\n", timeout=10)
     finally:

@@ -50,6 +50,46 @@ bool incomplete(const char* msg, size_t len) {
   return msg && len >= n && memcmp(msg + len - n, kEof, n) == 0;
 }
 
+// Ctrl-C while Lua code runs without ever yielding (`while true do end`): the event
+// loop gets no turn, so a raw handler in front of libevent's also sets a hook that
+// raises "interrupted" in the running Lua code, as lua.c does. Code the JIT compiled
+// never looks at hooks: when a second Ctrl-C comes and the first one's hook is still
+// waiting, the process leaves (status 130) rather than leave the user stuck.
+struct sigaction g_libevent_sigint;  // libevent's handler, called after ours
+lua_State* g_hook_L = nullptr;        // the REPL's state, while the REPL exists
+volatile sig_atomic_t g_hook_set = 0;
+volatile sig_atomic_t g_hook_fired = 0;
+lua_State* volatile g_hook_co = nullptr;  // the coroutine that was running at the signal
+
+void interrupt_hook(lua_State* L, lua_Debug*) {
+  if (L != g_hook_co) return;  // it yielded meanwhile: not for another thread's code
+  lua_sethook(L, nullptr, 0, 0);
+  g_hook_set = 0;
+  g_hook_fired = 1;
+  luaL_error(L, "interrupted");
+}
+
+void on_sigint_raw(int sig, siginfo_t* info, void* ctx) {
+  if (lua_State* L = g_hook_L) {
+    if (g_hook_set) {
+      static const char kMsg[] = "\ninterrupted: the Lua code does not yield, leaving\n";
+      ssize_t n = write(STDERR_FILENO, kMsg, sizeof kMsg - 1);
+      (void)n;
+      _exit(128 + SIGINT);
+    }
+    if (LuaThread* t = runtime().sched().current()) {  // Lua code is running now
+      g_hook_co = t->co;
+      g_hook_set = 1;
+      lua_sethook(L, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+    }
+  }
+  if (g_libevent_sigint.sa_flags & SA_SIGINFO) {
+    if (g_libevent_sigint.sa_sigaction) g_libevent_sigint.sa_sigaction(sig, info, ctx);
+  } else if (g_libevent_sigint.sa_handler != SIG_DFL && g_libevent_sigint.sa_handler != SIG_IGN) {
+    g_libevent_sigint.sa_handler(sig);
+  }
+}
+
 class Repl {
  public:
   explicit Repl(Runtime& rt);
@@ -105,6 +145,14 @@ Repl::Repl(Runtime& rt) : rt_(rt), L_(rt.L()), tty_(isatty(STDIN_FILENO) == 1) {
   stdin_ev_.reset(event_new(base, STDIN_FILENO, EV_READ | EV_PERSIST, &Repl::on_stdin, this));
   sigint_ev_.reset(evsignal_new(base, SIGINT, &Repl::on_sigint, this));
   evsignal_add(sigint_ev_.get(), nullptr);
+  struct sigaction sa {};
+  if (sigaction(SIGINT, nullptr, &g_libevent_sigint) == 0) {
+    sa.sa_sigaction = &on_sigint_raw;
+    sa.sa_flags = SA_SIGINFO | (g_libevent_sigint.sa_flags & SA_RESTART);
+    sigemptyset(&sa.sa_mask);
+    g_hook_L = L_;
+    sigaction(SIGINT, &sa, nullptr);
+  }
   // A failing line prints its error and the REPL goes on (the runtime would exit).
   rt.sched().on_entry_error = [](const std::string& tb) { print_error(tb.c_str()); };
   if (tty_) {
@@ -125,6 +173,7 @@ Repl::Repl(Runtime& rt) : rt_(rt), L_(rt.L()), tty_(isatty(STDIN_FILENO) == 1) {
 }
 
 Repl::~Repl() {
+  g_hook_L = nullptr;  // libevent puts the signal's old disposition back when its event goes
   stop_input();
   set_output_hook(nullptr);
   if (tty_) {
@@ -322,6 +371,15 @@ void Repl::line_finished(LuaThread* t) {
 void Repl::on_sigint(int, short, void* arg) { static_cast<Repl*>(arg)->interrupt(); }
 
 void Repl::interrupt() {
+  if (g_hook_set) {
+    // the hook did not fire: the Lua code ended by itself. Not for later code.
+    lua_sethook(L_, nullptr, 0, 0);
+    g_hook_set = 0;
+  }
+  if (g_hook_fired) {  // this Ctrl-C was for Lua code that did not yield: it is done
+    g_hook_fired = 0;
+    return;
+  }
   if (rt_.exiting()) {  // Ctrl-C during a SIGTERM shutdown: leave now
     rt_.request_exit(128 + SIGINT);
     return;
