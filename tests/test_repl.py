@@ -413,6 +413,15 @@ def test_os_exit_leaves_with_its_status(repl):
     assert s.wait_exit() == 7
 
 
+def test_sigterm_is_the_graceful_shutdown(repl):
+    s = repl()
+    s.expect_prompt()
+    assert s.line("ngx.timer.at(100, function(premature) print('premature', premature) end)") == "1\n"
+    s.proc.send_signal(signal.SIGTERM)
+    s.expect(r"premature\ttrue\n", timeout=5)
+    assert s.wait_exit() == 0
+
+
 def test_light_threads_outlive_their_line(repl):
     s = repl()
     s.expect_prompt()
