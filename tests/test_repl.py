@@ -319,6 +319,31 @@ def test_ctrl_c_at_the_prompt_clears_the_line(repl):
     assert s.wait_exit() == 0
 
 
+def proc_state(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
+def test_ctrl_z_stops_and_fg_continues_the_line(repl):
+    s = repl()
+    s.expect_prompt()
+    assert not termios.tcgetattr(s.master)[3] & termios.ICANON   # readline's raw mode
+    s.send("1 +")
+    s.expect(r"> 1 \+")
+    s.send("\x1a")
+    deadline = time.monotonic() + 5
+    while proc_state(s.proc.pid) != "T" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc_state(s.proc.pid) == "T"
+    assert termios.tcgetattr(s.master)[3] & termios.ICANON       # the terminal given back
+    os.kill(s.proc.pid, signal.SIGCONT)
+    s.expect(r"> 1 \+$", timeout=5)                               # the typed text is back
+    s.send(" 2\r")
+    s.expect(r"\n3\n> $")
+    s.send("\x04")
+    assert s.wait_exit() == 0
+
+
 def test_incomplete_input_continues(repl):
     s = repl()
     s.expect_prompt()

@@ -9,6 +9,7 @@
 // each run after the previous one's thread has ended.
 #include "repl.h"
 
+#include <termios.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -60,6 +61,8 @@ lua_State* g_hook_L = nullptr;        // the REPL's state, while the REPL exists
 volatile sig_atomic_t g_hook_set = 0;
 volatile sig_atomic_t g_hook_fired = 0;
 lua_State* volatile g_hook_co = nullptr;  // the coroutine that was running at the signal
+bool g_have_termios = false;               // the terminal's settings at start, for _exit
+struct termios g_termios;
 
 void interrupt_hook(lua_State* L, lua_Debug*) {
   if (L != g_hook_co) return;  // it yielded meanwhile: not for another thread's code
@@ -75,6 +78,7 @@ void on_sigint_raw(int sig, siginfo_t* info, void* ctx) {
       static const char kMsg[] = "\ninterrupted: the Lua code does not yield, leaving\n";
       ssize_t n = write(STDERR_FILENO, kMsg, sizeof kMsg - 1);
       (void)n;
+      if (g_have_termios) tcsetattr(STDIN_FILENO, TCSANOW, &g_termios);  // readline's raw mode off
       _exit(128 + SIGINT);
     }
     if (LuaThread* t = runtime().sched().current()) {  // Lua code is running now
@@ -105,6 +109,7 @@ class Repl {
   static void on_stdin(int, short, void* arg);
   static void on_sigint(int, short, void* arg);
   static void on_sigwinch(int, short, void* arg);
+  static void on_sigtstp(int, short, void* arg);
   static void on_rl_line(char* line);
   static void on_output();
 
@@ -135,6 +140,7 @@ class Repl {
   EventPtr stdin_ev_{nullptr, event_free_fn};
   EventPtr sigint_ev_{nullptr, event_free_fn};
   EventPtr sigwinch_ev_{nullptr, event_free_fn};
+  EventPtr sigtstp_ev_{nullptr, event_free_fn};
 };
 
 Repl* g_repl = nullptr;  // for readline's and the output hook's plain-function callbacks
@@ -168,6 +174,9 @@ Repl::Repl(Runtime& rt) : rt_(rt), L_(rt.L()), tty_(isatty(STDIN_FILENO) == 1) {
     }
     sigwinch_ev_.reset(evsignal_new(base, SIGWINCH, &Repl::on_sigwinch, this));
     evsignal_add(sigwinch_ev_.get(), nullptr);
+    sigtstp_ev_.reset(evsignal_new(base, SIGTSTP, &Repl::on_sigtstp, this));
+    evsignal_add(sigtstp_ev_.get(), nullptr);
+    g_have_termios = tcgetattr(STDIN_FILENO, &g_termios) == 0;
     set_output_hook(&Repl::on_output);
   }
 }
@@ -423,6 +432,29 @@ void Repl::interrupt() {
 
 void Repl::on_sigwinch(int, short, void* arg) {
   if (static_cast<Repl*>(arg)->reading_) rl_resize_terminal();
+}
+
+// Ctrl-Z: readline's terminal mode is put away while the process is stopped, and the
+// prompt (with what was typed) comes back on `fg`.
+void Repl::on_sigtstp(int, short, void* arg) {
+  auto* r = static_cast<Repl*>(arg);
+  bool reading = r->reading_;
+  std::string typed;
+  int point = 0;
+  if (reading) {
+    typed.assign(rl_line_buffer, static_cast<size_t>(rl_end));
+    point = rl_point;
+    fputs("\n", rl_outstream);
+    fflush(rl_outstream);
+    rl_callback_handler_remove();
+  }
+  raise(SIGSTOP);  // returns on SIGCONT
+  if (reading) {
+    rl_callback_handler_install(r->pending_.empty() ? kPrompt : kMorePrompt, &Repl::on_rl_line);
+    rl_replace_line(typed.c_str(), 0);
+    rl_point = point;
+    rl_redisplay();
+  }
 }
 
 // Output is about to appear while the prompt is on the screen: take the prompt (and
