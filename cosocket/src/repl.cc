@@ -229,7 +229,10 @@ int Repl::run(int nargs) {
       }
     }
     // Always something to wait for: at least the SIGINT watcher is added.
-    event_base_loop(rt_.base(), EVLOOP_ONCE);
+    if (event_base_loop(rt_.base(), EVLOOP_ONCE) != 0) {
+      print_error("cosocket: the event loop has nothing left to wait for");
+      return 1;
+    }
     flush_stdout();
     redisplay();
   }
