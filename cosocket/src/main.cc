@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "ngx_util.h"
+#include "repl.h"
 #include "runtime.h"
 #include "workers.h"
 
@@ -20,12 +21,15 @@ const char* const kUsage =
     "usage: cosocket [options] script.lua [args...]\n"
     "       cosocket [options] -e 'code' [args...]\n"
     "       cosocket [options] - [args...]        (script from stdin)\n"
+    "       cosocket [options] [-i] [script.lua | -e 'code'] [args...]  (REPL)\n"
     "\n"
     "Runs a Lua script with OpenResty's cosocket API (ngx.socket.tcp/udp, ngx.thread,\n"
     "ngx.sleep, ngx.timer, ngx.semaphore, ...) outside nginx.\n"
     "\n"
     "options:\n"
     "  -e CODE                 run CODE instead of a script file\n"
+    "  -i                      interactive: after the script (if any), a REPL on stdin\n"
+    "                          (the default when no script is given and stdin is a terminal)\n"
     "  -I DIR                  prepend DIR to package.path (repeatable)\n"
     "  -l, --log-level LEVEL   stderr|emerg|alert|crit|error|warn|notice|info|debug (default notice)\n"
     "  --resolver IP[:PORT]    name server to use instead of /etc/resolv.conf (repeatable)\n"
@@ -76,7 +80,7 @@ int die(const std::string& msg) {
 int main(int argc, char** argv) {
   cosocket::Config cfg;
   std::string code, script;
-  bool have_code = false, from_stdin = false;
+  bool have_code = false, from_stdin = false, interactive = false;
   int i = 1;
   struct IntFlag {
     const char* name;
@@ -122,6 +126,8 @@ int main(int argc, char** argv) {
       have_code = true;
       ++i;
       break;
+    } else if (a == "-i") {
+      interactive = true;
     } else if (a == "-I") {
       std::string d;
       if (!next(d)) return die("-I needs a directory");
@@ -171,7 +177,11 @@ int main(int argc, char** argv) {
       break;
     }
   }
-  if (!have_code && !from_stdin && script.empty()) return die("no script given");
+  bool no_chunk = !have_code && !from_stdin && script.empty();
+  if (no_chunk && isatty(STDIN_FILENO)) interactive = true;
+  if (no_chunk && !interactive) return die("no script given");
+  if (from_stdin && interactive) return die("-i and - both want stdin");
+  cfg.sigint_shutdown = !interactive;
   if (from_stdin) {
     code.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
     have_code = true;
@@ -192,6 +202,7 @@ int main(int argc, char** argv) {
       lua_rawseti(L, -2, k - i + 1);
     }
     lua_setglobal(L, "arg");
+    if (no_chunk) return cosocket::run_repl(rt, -1);
     int rc = have_code ? luaL_loadbuffer(L, code.data(), code.size(), from_stdin ? "=stdin" : "=(command line)")
                        : luaL_loadfile(L, script.c_str());
     if (rc != 0) {
@@ -199,9 +210,10 @@ int main(int argc, char** argv) {
       return 1;
     }
     for (int k = i; k < argc; ++k) lua_pushstring(L, argv[k]);
-    return rt.run(argc - i);
+    return interactive ? cosocket::run_repl(rt, argc - i) : rt.run(argc - i);
   };
   if (workers > 0) {
+    if (interactive) return die("-w and the REPL (-i) do not go together");
     // a script that does not compile fails once, here, rather than in a restart loop
     lua_State* L = luaL_newstate();
     int rc = have_code ? luaL_loadbuffer(L, code.data(), code.size(), from_stdin ? "=stdin" : "=(command line)")

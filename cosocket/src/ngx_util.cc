@@ -1067,9 +1067,20 @@ void set_log_level(int level) { g_log_level = level; }
 
 int log_level() { return g_log_level; }
 
+namespace {
+void (*g_output_hook)() = nullptr;
+}  // namespace
+
+void set_output_hook(void (*hook)()) { g_output_hook = hook; }
+
+void notify_output() {
+  if (g_output_hook) g_output_hook();
+}
+
 void flush_stdout() {
   std::string& buf = out_buffer();
   if (buf.empty()) return;
+  notify_output();
   write_all(STDOUT_FILENO, buf.data(), buf.size());
   buf.clear();
 }

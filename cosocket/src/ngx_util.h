@@ -29,6 +29,12 @@ void open_ngx_util(lua_State* L, int ngx);
 // call) when the buffer is empty.
 void flush_stdout();
 
+// The REPL takes its prompt off the screen before output appears: the hook runs
+// before flush_stdout writes anything and, through notify_output(), before a log line
+// goes to stderr. nullptr (the default): nothing.
+void set_output_hook(void (*hook)());
+void notify_output();
+
 // Pushes tostring(v) for the value at `idx` (as Lua's tostring does, honouring
 // __tostring) and returns the pushed string. Shared with ngx_re.cc.
 const char* push_tostring(lua_State* L, int idx, size_t* len);

@@ -66,6 +66,7 @@ void log_message(int level, const std::string& msg) {
   localtime_r(&now, &lt);
   strftime(ts, sizeof ts, "%Y/%m/%d %H:%M:%S", &lt);
   int l = level < 0 ? 0 : level > 8 ? 8 : level;
+  notify_output();
   fprintf(stderr, "%s [%s] %d#0: %s\n", ts, kLevelNames[l], static_cast<int>(getpid()), msg.c_str());
   fflush(stderr);
 }
@@ -105,6 +106,7 @@ Runtime::Runtime(Config cfg)
   };
   pools_ = std::make_unique<PoolSet>(base_.get());
   for (int sig : {SIGINT, SIGTERM}) {
+    if (sig == SIGINT && !cfg_.sigint_shutdown) continue;  // the REPL handles it
     EventPtr ev(evsignal_new(base_.get(), sig, &Runtime::on_signal_cb, this), event_free);
     evsignal_add(ev.get(), nullptr);
     signals_.push_back(std::move(ev));

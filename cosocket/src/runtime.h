@@ -43,6 +43,7 @@ struct Config {
   std::vector<std::string> resolvers;  // ip[:port]; empty: /etc/resolv.conf
   std::vector<std::string> include_dirs;
   std::string prefix;
+  bool sigint_shutdown = true;  // false: SIGINT is left to the REPL
 };
 
 // libevent objects held by unique_ptr with their own free functions
@@ -90,6 +91,8 @@ class Runtime {
   bool closing() const { return closing_; }
   // ngx.exit / os.exit: stop everything and leave with this status.
   void request_exit(int status);
+  bool exit_requested() const { return exit_requested_; }
+  int exit_status() const { return exit_status_; }
 
   // timers (ngx.timer.at/every)
   int timer_at(lua_State* L, bool every);
