@@ -13,8 +13,13 @@ local _M = { _VERSION = "0.1.0" }
 ---------------------------------------------------------------------------------------------
 -- errors: nil, "failed to <step>: <err>"
 
+local function failed_to(step, err)
+    return "failed to " .. step .. ": " .. tostring(err)
+end
+_M.failed_to = failed_to       -- the message alone, for returns of more values (nil, nil, err)
+
 function _M.fail(step, err)
-    return nil, "failed to " .. step .. ": " .. tostring(err)
+    return nil, failed_to(step, err)
 end
 
 -- closes the socket (the stream position is unknown after a timeout or a malformed reply,
@@ -257,11 +262,12 @@ function _M.read_data(sock, len)
     return sub(data, 1, len)
 end
 
--- A reader of CRLF-terminated lines of at most max bytes (a peer that sends an endless line
--- is stopped there, not buffered until the timeout). read() -> line; nil, err, false on a
--- transport error; nil, "line too long", true. Make one per connection (after connect).
-function _M.line_reader(sock, max)
-    local it, err = sock:receiveuntil("\r\n")
+-- A reader of lines ended by pattern (default CRLF) of at most max bytes: a peer that sends
+-- an endless line is stopped there, not buffered until the timeout. read() -> line (without
+-- the pattern); nil, err, false on a transport error; nil, "line too long", true. Make one
+-- per connection (after connect).
+function _M.line_reader(sock, max, pattern)
+    local it, err = sock:receiveuntil(pattern or "\r\n")
     if not it then
         return nil, err
     end
