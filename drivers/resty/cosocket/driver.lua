@@ -64,13 +64,18 @@ local function why_not_idle(self)
 end
 _M.why_not_idle = why_not_idle
 
--- the socket when the connection is idle; else nil, why
+-- the socket when the connection is idle; else nil, why ("busy: command sent" when another
+-- light thread is in the middle of a command on the same object)
 function _M.ready(self)
     local sock = rawget(self, "sock")
     if not sock then
         return nil, "not initialized"
     end
-    if self.state ~= IDLE then
+    local state = self.state
+    if state ~= IDLE then
+        if state == SENT or state == SUBSCRIBED then
+            return nil, "busy: " .. STATE_NAMES[state]
+        end
         return nil, why_not_idle(self)
     end
     return sock
