@@ -175,15 +175,19 @@ def memcached_udp_version(host, port):
         return data[8:].startswith(b"VERSION ")
 
 
-def mysql_greeting(host=None, port=None, path=None):
-    """True when the server sends a protocol-10 handshake (not an error packet)."""
+def _connect(host=None, port=None, path=None):
+    """A stream socket with a 1 s timeout, to a unix path or host:port."""
     if path:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(1)
         s.connect(path)
-    else:
-        s = socket.create_connection((host, port), timeout=1)
-    with s:
+        return s
+    return socket.create_connection((host, port), timeout=1)
+
+
+def mysql_greeting(host=None, port=None, path=None):
+    """True when the server sends a protocol-10 handshake (not an error packet)."""
+    with _connect(host, port, path) as s:
         head = b""
         while len(head) < 5:
             chunk = s.recv(5 - len(head))
@@ -231,13 +235,7 @@ def dns_soa(host, port):
 
 def beanstalkd_using(host=None, port=None, path=None):
     """True when the server answers list-tube-used with USING default."""
-    if path:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(1)
-        s.connect(path)
-    else:
-        s = socket.create_connection((host, port), timeout=1)
-    with s:
+    with _connect(host, port, path) as s:
         s.sendall(b"list-tube-used\r\n")
         return _recv_until(s, b"\r\n") == b"USING default\r\n"
 

@@ -93,23 +93,8 @@ function _M.new(self, opts)
                           reserved = {} }, mt)
 end
 
-function _M.set_timeout(self, timeout)
-    local sock = rawget(self, "sock")
-    if not sock then
-        return nil, "not initialized"
-    end
-    sock:settimeout(timeout)
-    return 1
-end
-
-function _M.set_timeouts(self, connect_timeout, send_timeout, read_timeout)
-    local sock = rawget(self, "sock")
-    if not sock then
-        return nil, "not initialized"
-    end
-    sock:settimeouts(connect_timeout, send_timeout, read_timeout)
-    return 1
-end
+_M.set_timeout = driver.set_timeout
+_M.set_timeouts = driver.set_timeouts
 
 -- the watch list as a set and as a sorted, comma-joined key
 local function watch_set(list)
@@ -282,12 +267,8 @@ read_reply = function(self)
     return l
 end
 
--- "<word> <id> <bytes>" then the body: id, body
-local function read_job(self, l, word)
-    local id, len = match(l, "^" .. word .. " (%d+) (%d+)$")
-    if not id then
-        return nil
-    end
+-- the <len> bytes of a body after the line l (max_body bounds len); what: for errors
+local function read_body(self, l, len, what)
     local n = parse_len(len, self.max_body)
     if not n then
         return failed(self, "protocol error: bad body length: " .. excerpt(l))
@@ -295,9 +276,22 @@ local function read_job(self, l, word)
     local data, err, bad_end = driver.read_data(self.sock, n)
     if not data then
         if bad_end then
-            return failed(self, "protocol error: no CRLF after the job body")
+            return failed(self, "protocol error: no CRLF after the " .. what)
         end
-        return failed(self, failed_to("read job body", err))
+        return failed(self, failed_to("read " .. what, err))
+    end
+    return data
+end
+
+-- "<word> <id> <bytes>" then the body: id, body
+local function read_job(self, l, word)
+    local id, len = match(l, "^" .. word .. " (%d+) (%d+)$")
+    if not id then
+        return nil
+    end
+    local data, err = read_body(self, l, len, "job body")
+    if not data then
+        return nil, err
     end
     return tonumber(id), data
 end
@@ -340,16 +334,9 @@ local function read_yaml(self, l)
     if not len then
         return nil
     end
-    local n = parse_len(len, self.max_body)
-    if not n then
-        return failed(self, "protocol error: bad body length: " .. excerpt(l))
-    end
-    local data, err, bad_end = driver.read_data(self.sock, n)
+    local data, err = read_body(self, l, len, "YAML body")
     if not data then
-        if bad_end then
-            return failed(self, "protocol error: no CRLF after the YAML body")
-        end
-        return failed(self, failed_to("read YAML body", err))
+        return nil, err
     end
     local t = decode_yaml(data)
     if not t then

@@ -168,23 +168,8 @@ function _M.new(self, opts)
     }, mt)
 end
 
-function _M.set_timeout(self, timeout)
-    local sock = rawget(self, "sock")
-    if not sock then
-        return nil, "not initialized"
-    end
-    sock:settimeout(timeout)
-    return 1
-end
-
-function _M.set_timeouts(self, connect_timeout, send_timeout, read_timeout)
-    local sock = rawget(self, "sock")
-    if not sock then
-        return nil, "not initialized"
-    end
-    sock:settimeouts(connect_timeout, send_timeout, read_timeout)
-    return 1
-end
+_M.set_timeout = driver.set_timeout
+_M.set_timeouts = driver.set_timeouts
 
 function _M.connect(self, ...)
     if rawget(self, "sock") then

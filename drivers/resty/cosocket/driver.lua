@@ -131,6 +131,25 @@ function _M.close(self)
     return sock:close()
 end
 
+-- sock:settimeout / settimeouts: 1; nil, "not initialized"
+function _M.set_timeout(self, timeout)
+    local sock = rawget(self, "sock")
+    if not sock then
+        return nil, "not initialized"
+    end
+    sock:settimeout(timeout)
+    return 1
+end
+
+function _M.set_timeouts(self, connect_timeout, send_timeout, read_timeout)
+    local sock = rawget(self, "sock")
+    if not sock then
+        return nil, "not initialized"
+    end
+    sock:settimeouts(connect_timeout, send_timeout, read_timeout)
+    return 1
+end
+
 function _M.get_reused_times(sock)
     if not sock then
         return nil, "not initialized"
