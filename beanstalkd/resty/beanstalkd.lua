@@ -197,16 +197,7 @@ function _M.connect(self, host, port_or_opts, opts)
     self.watched, self.watch_key = watch_set(watch)
     self.base_used, self.base_watch_key = use, self.watch_key
 
-    local ok, err
-    if unix then
-        if opts then
-            ok, err = driver.connect(self, host, opts)
-        else
-            ok, err = driver.connect(self, host)
-        end
-    else
-        ok, err = driver.connect(self, host, port, opts)
-    end
+    local ok, err = driver.connected(self, driver.connect_sock(sock, host, unix, port, opts))
     if not ok then
         return driver.fail("connect", err)
     end
@@ -226,10 +217,6 @@ end
 -- What the pool gets is a connection in the state its pool name promises: idle, with the
 -- tubes connect() set and no reserved job.
 function _M.set_keepalive(self, ...)
-    local sock = rawget(self, "sock")
-    if not sock then
-        return nil, "not initialized"
-    end
     if self.state == IDLE then
         if self.nreserved > 0 then
             return nil, "cannot be reused in the current connection state: "

@@ -93,13 +93,8 @@ function _M.failed(self, err)
     return nil, err
 end
 
--- sock:connect(...) and the state that follows: IDLE, or nil on failure
-function _M.connect(self, ...)
-    local sock = rawget(self, "sock")
-    if not sock then
-        return nil, "not initialized"
-    end
-    local ok, err = sock:connect(...)
+-- the state after a connect that returned ok, err: IDLE, or nil on failure
+local function connected(self, ok, err)
     if not ok then
         self.state = nil
         return nil, err
@@ -107,6 +102,16 @@ function _M.connect(self, ...)
     self.state = IDLE
     self.fatal_err = nil
     return ok
+end
+_M.connected = connected
+
+-- sock:connect(...) and the state that follows
+function _M.connect(self, ...)
+    local sock = rawget(self, "sock")
+    if not sock then
+        return nil, "not initialized"
+    end
+    return connected(self, sock:connect(...))
 end
 
 -- sock:setkeepalive(...) only when idle; the object is then not connected
