@@ -446,3 +446,23 @@ P(b:list_tube_used())
 ''', srv.port)
     assert out == ["nil|BURIED|42", "nil|EXPECTED_CRLF", "nil|OUT_OF_MEMORY",
                    'nil|protocol error: bad YAML: "hello!"', "default"]
+
+
+def test_installed_tree_has_the_driver_and_the_helpers(build_dir_path, tmp_path):
+    """cmake --install puts beanstalkd/ and drivers/ beside the other drivers: the installed
+    binary finds resty.beanstalkd with no -I flag."""
+    prefix = tmp_path / "prefix"
+    r = subprocess.run(["cmake", "--install", build_dir_path, "--prefix", str(prefix)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    lua_dir = prefix / "share" / "cosocket" / "lua" / "resty"
+    for rel in ("beanstalkd.lua", "cosocket/driver.lua", "cosocket/bytes.lua"):
+        assert (lua_dir / rel).is_file(), rel
+    r = subprocess.run([str(prefix / "bin" / "cosocket"), "-e",
+                        'print(package.searchpath("resty.beanstalkd", package.path)) '
+                        'print(require("resty.beanstalkd")._VERSION)'],
+                       capture_output=True, text=True, timeout=30, cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    found, version = r.stdout.splitlines()
+    assert os.path.realpath(found) == os.path.realpath(lua_dir / "beanstalkd.lua")
+    assert version == "0.1.0"
