@@ -6,7 +6,8 @@ Running Lua: run_lua(code=None, *args, file=None, flags=(), timeout=30, env=None
                -> Result(.rc .out .err .out_bytes .err_bytes .argv .duration)
              run_lua_ok(...) same arguments -> stdout (str); asserts rc == 0 and a clean stderr
 Real servers (session-scoped, tests/services.py; env vars point at running ones instead):
-             redis, memcached, mariadb, knot, ws_echo -> .host .port .addr (.path unix socket)
+             redis, memcached, mariadb, knot, ws_echo, beanstalkd -> .host .port .addr
+             (.path unix socket)
 Helpers (function-scoped, threads in this process, tests/helpers/):
              stub_dns -> .host .port .flag .queries .names() .add()
              fake_server(steps, unix=False) -> .port/.path .received .connections .errors
@@ -193,6 +194,13 @@ def mariadb():
 @pytest.fixture(scope="session")
 def knot():
     svc = _service("knot")
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture(scope="session")
+def beanstalkd():
+    svc = _service("beanstalkd")
     yield svc
     svc.stop()
 

@@ -13,12 +13,15 @@ gave a real protocol answer (PONG, a DNS SOA, a MySQL greeting, HTTP 101...).
     knot       knotd, authoritative for cosocket.test and 0.0.127.in-addr.arpa
                (zone files in tests/servers/)
     ws_echo    tests/helpers/ws_echo.py (python3-websockets echo peer)
+    beanstalkd beanstalkd on TCP, and a second one on a unix socket (.path)
 
 When an environment variable names an already-running server (host:port),
 that one is used instead and nothing is started:
 
     COSOCKET_REDIS  COSOCKET_MEMCACHED  COSOCKET_MARIADB  COSOCKET_DNS  COSOCKET_WS
-    (optional: COSOCKET_REDIS_SOCKET, COSOCKET_MARIADB_SOCKET = unix socket path)
+    COSOCKET_BEANSTALKD
+    (optional: COSOCKET_REDIS_SOCKET, COSOCKET_MARIADB_SOCKET, COSOCKET_BEANSTALKD_SOCKET =
+    unix socket path)
 
 Library:  svc = services.get("redis"); svc.host, svc.port, svc.path; svc.stop()
 CLI:      services.py run [NAMES...] -- CMD ARGS...   (see --help)
@@ -42,16 +45,19 @@ START_TIMEOUT = 30.0          # seconds for a server to answer after it was spaw
 EXTERNAL_TIMEOUT = 10.0       # seconds for an external server (env var) to answer
 STOP_TIMEOUT = 10.0
 
-NAMES = ("redis", "memcached", "mariadb", "knot", "ws_echo")
-ALIASES = {"dns": "knot", "ws": "ws_echo", "mysql": "mariadb", "memcache": "memcached"}
+NAMES = ("redis", "memcached", "mariadb", "knot", "ws_echo", "beanstalkd")
+ALIASES = {"dns": "knot", "ws": "ws_echo", "mysql": "mariadb", "memcache": "memcached",
+           "beanstalk": "beanstalkd"}
 ENV_VARS = {
     "redis": "COSOCKET_REDIS",
     "memcached": "COSOCKET_MEMCACHED",
     "mariadb": "COSOCKET_MARIADB",
     "knot": "COSOCKET_DNS",
     "ws_echo": "COSOCKET_WS",
+    "beanstalkd": "COSOCKET_BEANSTALKD",
 }
-SOCKET_ENV_VARS = {"redis": "COSOCKET_REDIS_SOCKET", "mariadb": "COSOCKET_MARIADB_SOCKET"}
+SOCKET_ENV_VARS = {"redis": "COSOCKET_REDIS_SOCKET", "mariadb": "COSOCKET_MARIADB_SOCKET",
+                   "beanstalkd": "COSOCKET_BEANSTALKD_SOCKET"}
 
 MARIADB_DATABASE = "testdb"
 MARIADB_USERS = {"native": "nativepw", "edu": "edpw"}   # see tests/servers/mariadb-init.sql
@@ -61,7 +67,7 @@ DNS_ZONES = ("cosocket.test", "0.0.127.in-addr.arpa")
 PACKAGES = {
     "redis-server": "redis-server", "memcached": "memcached",
     "mariadb-install-db": "mariadb-server", "mariadbd": "mariadb-server",
-    "mariadb": "mariadb-client", "knotd": "knot",
+    "mariadb": "mariadb-client", "knotd": "knot", "beanstalkd": "beanstalkd",
 }
 
 
@@ -169,15 +175,19 @@ def memcached_udp_version(host, port):
         return data[8:].startswith(b"VERSION ")
 
 
-def mysql_greeting(host=None, port=None, path=None):
-    """True when the server sends a protocol-10 handshake (not an error packet)."""
+def _connect(host=None, port=None, path=None):
+    """A stream socket with a 1 s timeout, to a unix path or host:port."""
     if path:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(1)
         s.connect(path)
-    else:
-        s = socket.create_connection((host, port), timeout=1)
-    with s:
+        return s
+    return socket.create_connection((host, port), timeout=1)
+
+
+def mysql_greeting(host=None, port=None, path=None):
+    """True when the server sends a protocol-10 handshake (not an error packet)."""
+    with _connect(host, port, path) as s:
         head = b""
         while len(head) < 5:
             chunk = s.recv(5 - len(head))
@@ -223,6 +233,13 @@ def dns_soa(host, port):
     return rcode == 0 and an >= 1
 
 
+def beanstalkd_using(host=None, port=None, path=None):
+    """True when the server answers list-tube-used with USING default."""
+    with _connect(host, port, path) as s:
+        s.sendall(b"list-tube-used\r\n")
+        return _recv_until(s, b"\r\n") == b"USING default\r\n"
+
+
 def ws_handshake(host, port):
     with socket.create_connection((host, port), timeout=1) as s:
         s.sendall(f"GET / HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
@@ -245,6 +262,7 @@ class Service:
         self.ready_s = 0.0      # spawn -> first protocol answer
         self.total_s = 0.0      # whole start() including set-up (install-db, users...)
         self._log_file = None
+        self.others = []        # more servers that belong to this one, stopped with it
 
     @property
     def addr(self):
@@ -275,6 +293,9 @@ class Service:
     def stop(self):
         """SIGTERM (memcached: SIGKILL, its graceful stop takes ~1 s) + wait;
         SIGKILL after STOP_TIMEOUT. Removes the temporary directory."""
+        for other in self.others:
+            other.stop()
+        self.others = []
         if self.proc is not None and self.proc.poll() is None:
             try:
                 self.proc.send_signal(self.stop_signal)
@@ -437,14 +458,32 @@ def start_ws_echo():
     return _launch("ws_echo", build)
 
 
+def start_beanstalkd():
+    """beanstalkd listens on one address: the TCP one is the service, a second process on a
+    unix socket gives .path (a separate server: its own jobs and tubes)."""
+    def build_unix(svc):
+        svc.path = os.path.join(svc.dir, "beanstalkd.sock")
+        _spawn(svc, [which("beanstalkd"), "-l", "unix:" + svc.path])
+        _wait(svc, lambda: beanstalkd_using(path=svc.path))
+
+    def build(svc):
+        _spawn(svc, [which("beanstalkd"), "-l", HOST, "-p", str(svc.port)])
+        _wait(svc, lambda: beanstalkd_using(svc.host, svc.port))
+        unix = _launch("beanstalkd", build_unix)
+        svc.others.append(unix)
+        svc.path = unix.path
+    return _launch("beanstalkd", build)
+
+
 STARTERS = {"redis": start_redis, "memcached": start_memcached, "mariadb": start_mariadb,
-            "knot": start_knot, "ws_echo": start_ws_echo}
+            "knot": start_knot, "ws_echo": start_ws_echo, "beanstalkd": start_beanstalkd}
 CHECKS = {
     "redis": lambda s: redis_ping(s.host, s.port),
     "memcached": lambda s: memcached_version(s.host, s.port),
     "mariadb": lambda s: mysql_greeting(s.host, s.port),
     "knot": lambda s: dns_soa(s.host, s.port),
     "ws_echo": lambda s: ws_handshake(s.host, s.port),
+    "beanstalkd": lambda s: beanstalkd_using(s.host, s.port),
 }
 
 

@@ -7,6 +7,8 @@
 -- (every call answers nil, err until connect() is called again), so a
 -- connection that is mid-reply never goes back to the pool.
 
+local driver = require "resty.cosocket.driver"
+
 local ngx = ngx
 local tcp = ngx.socket.tcp
 local escape_uri = ngx.escape_uri
@@ -34,9 +36,10 @@ local MAX_KEY_LEN = 250
 local DEFAULT_MAX_VALUE = 128 * 1024 * 1024   -- refuse bigger VALUE headers
 local MULTI_GET_BATCH = 100                   -- keys per get line
 
--- states
-local STATE_IDLE = 1          -- connected, nothing in flight: may be pooled
-local STATE_FATAL = 2         -- closed after a timeout / protocol error
+-- states (resty.cosocket.driver): IDLE, connected and nothing in flight, may be pooled;
+-- FAILED, closed after a timeout / protocol error
+local STATE_IDLE, STATE_FATAL = driver.IDLE, driver.FAILED
+local line, push = driver.line, driver.push
 
 --------------------------------------------------------------------------
 -- helpers
@@ -56,31 +59,11 @@ local function valid_key(key)
     return true
 end
 
-local function fatal(self, err)
-    local sock = rawget(self, "sock")
-    if sock then
-        sock:close()
-    end
-    self.state = STATE_FATAL
-    self.fatal_err = err
-    return nil, err
-end
+-- closes the socket, the object answers "connection closed after error" until connect()
+local fatal = driver.failed
 
 -- the socket, or nil + why it cannot be used
-local function check(self)
-    local sock = rawget(self, "sock")
-    if not sock then
-        return nil, "not initialized"
-    end
-    local state = self.state
-    if state ~= STATE_IDLE then
-        if state == STATE_FATAL then
-            return nil, "connection closed after error: " .. tostring(self.fatal_err)
-        end
-        return nil, "closed"
-    end
-    return sock
-end
+local check = driver.ready
 
 local function escaped_key(self, key)
     if type(key) ~= "string" then
@@ -109,22 +92,11 @@ end
 
 -- reads len bytes of data plus the "\r\n" after them
 local function read_data(self, sock, len)
-    local data, err = sock:receive(len + 2)
+    local data, err, bad = driver.read_data(sock, len)
     if not data then
-        return fatal(self, err)
+        return fatal(self, bad and "bad value terminator" or err)
     end
-    if byte(data, len + 1) ~= 13 or byte(data, len + 2) ~= 10 then
-        return fatal(self, "bad value terminator")
-    end
-    return sub(data, 1, len)
-end
-
-local function value_len(self, len)
-    len = tonumber(len)
-    if not len or len > self.max_value_size then
-        return nil
-    end
-    return len
+    return data
 end
 
 -- a server error line ("ERROR", "CLIENT_ERROR ...", "SERVER_ERROR ...")
@@ -196,38 +168,14 @@ function _M.new(self, opts)
     }, mt)
 end
 
-function _M.set_timeout(self, timeout)
-    local sock = rawget(self, "sock")
-    if not sock then
-        return nil, "not initialized"
-    end
-    sock:settimeout(timeout)
-    return 1
-end
-
-function _M.set_timeouts(self, connect_timeout, send_timeout, read_timeout)
-    local sock = rawget(self, "sock")
-    if not sock then
-        return nil, "not initialized"
-    end
-    sock:settimeouts(connect_timeout, send_timeout, read_timeout)
-    return 1
-end
+_M.set_timeout = driver.set_timeout
+_M.set_timeouts = driver.set_timeouts
 
 function _M.connect(self, ...)
-    local sock = rawget(self, "sock")
-    if not sock then
-        return nil, "not initialized"
+    if rawget(self, "sock") then
+        self._pipe = nil
     end
-    self._pipe = nil
-    local ok, err = sock:connect(...)
-    if not ok then
-        self.state = nil
-        return nil, err
-    end
-    self.state = STATE_IDLE
-    self.fatal_err = nil
-    return ok
+    return driver.connect(self, ...)
 end
 
 function _M.sslhandshake(self, ...)
@@ -256,22 +204,11 @@ function _M.set_keepalive(self, ...)
     if rawget(self, "_pipe") then
         return nil, "pipeline not committed"
     end
-    if self.state ~= STATE_IDLE then
-        if self.state == STATE_FATAL then
-            return nil, "connection closed after error: " .. tostring(self.fatal_err)
-        end
-        return nil, "closed"
-    end
-    self.state = nil
-    return sock:setkeepalive(...)
+    return driver.set_keepalive(self, ...)
 end
 
 function _M.get_reused_times(self)
-    local sock = rawget(self, "sock")
-    if not sock then
-        return nil, "not initialized"
-    end
-    return sock:getreusedtimes()
+    return driver.get_reused_times(rawget(self, "sock"))
 end
 
 -- true after a timeout, transport or protocol error closed the connection
@@ -281,13 +218,10 @@ function _M.broken(self)
 end
 
 function _M.close(self)
-    local sock = rawget(self, "sock")
-    if not sock then
-        return nil, "not initialized"
+    if rawget(self, "sock") then
+        self._pipe = nil
     end
-    self.state = nil
-    self._pipe = nil
-    return sock:close()
+    return driver.close(self)
 end
 
 --------------------------------------------------------------------------
@@ -315,7 +249,7 @@ local function read_item(self, sock, with_cas)
         end
         return fatal(self, "bad reply: " .. sub(line, 1, 200))
     end
-    local n = value_len(self, len)
+    local n = driver.parse_len(len, self.max_value_size)
     if not n then
         return fatal(self, "value too large: " .. sub(len, 1, 20) .. " bytes")
     end
@@ -508,15 +442,14 @@ local function store(self, cmd, key, value, exptime, flags, cas_unique)
     elseif tv ~= "string" and tv ~= "table" then
         return nil, "bad value type: " .. tv
     end
-    local req = { cmd, " ", k, " ", tonumber(flags) or 0, " ",
-                  tonumber(exptime) or 0, " ", value_size(value) }
+    local req
     if cas_unique then
-        req[#req + 1] = " "
-        req[#req + 1] = cas_unique
+        req = line(cmd, k, tonumber(flags) or 0, tonumber(exptime) or 0, value_size(value),
+                   cas_unique)
+    else
+        req = line(cmd, k, tonumber(flags) or 0, tonumber(exptime) or 0, value_size(value))
     end
-    req[#req + 1] = "\r\n"
-    req[#req + 1] = value     -- an array of pieces is sent as it is
-    req[#req + 1] = "\r\n"
+    push(req, value, "\r\n")     -- an array of pieces is sent as it is
     return run(self, req, line_reader, "STORED")
 end
 
@@ -552,8 +485,7 @@ function _M.touch(self, key, exptime)
     if not k then
         return nil, err
     end
-    return run(self, { "touch ", k, " ", tonumber(exptime) or 0, "\r\n" },
-               line_reader, "TOUCHED")
+    return run(self, line("touch", k, tonumber(exptime) or 0), line_reader, "TOUCHED")
 end
 
 function _M.delete(self, key)
@@ -561,7 +493,7 @@ function _M.delete(self, key)
     if not k then
         return nil, err
     end
-    return run(self, { "delete ", k, "\r\n" }, line_reader, "DELETED")
+    return run(self, line("delete", k), line_reader, "DELETED")
 end
 
 local function number_reader(self, sock)
@@ -584,15 +516,15 @@ local function incr_decr(self, cmd, key, delta)
     if not match(delta, "^%d+$") then
         return nil, "bad delta: " .. sub(delta, 1, 30)
     end
-    return run(self, { cmd, k, " ", delta, "\r\n" }, number_reader)
+    return run(self, line(cmd, k, delta), number_reader)
 end
 
 function _M.incr(self, key, delta)
-    return incr_decr(self, "incr ", key, delta)
+    return incr_decr(self, "incr", key, delta)
 end
 
 function _M.decr(self, key, delta)
-    return incr_decr(self, "decr ", key, delta)
+    return incr_decr(self, "decr", key, delta)
 end
 
 function _M.flush_all(self, time)
@@ -601,7 +533,7 @@ function _M.flush_all(self, time)
         if not tonumber(time) then
             return nil, "bad time"
         end
-        req = { "flush_all ", tonumber(time), "\r\n" }
+        req = line("flush_all", tonumber(time))
     else
         req = "flush_all\r\n"
     end
@@ -637,7 +569,7 @@ function _M.stats(self, args)
         if find(args, "[%z\1-\31\127]") then
             return nil, "bad stats arguments"
         end
-        req = { "stats ", args, "\r\n" }
+        req = line("stats", args)
     else
         req = "stats\r\n"
     end
@@ -665,7 +597,7 @@ function _M.verbosity(self, level)
     if not level then
         return nil, "bad level"
     end
-    return run(self, { "verbosity ", level, "\r\n" }, line_reader, "OK")
+    return run(self, line("verbosity", level), line_reader, "OK")
 end
 
 function _M.quit(self)
@@ -793,7 +725,7 @@ meta_parse = function(self, sock, line, b64)
     if status == "VA" then
         local len
         len, rest = match(rest, "^(%d+)(.*)$")
-        local n = len and value_len(self, len)
+        local n = len and driver.parse_len(len, self.max_value_size)
         if not n then
             return fatal(self, "bad VA size: " .. sub(line, 1, 60))
         end

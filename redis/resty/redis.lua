@@ -2,6 +2,8 @@
 -- values), with RESP3 (red:hello(3)). Written for this project; see redis/README.md for the
 -- reply mapping and the differences.
 
+local driver = require "resty.cosocket.driver"
+
 local ngx = ngx
 local tcp = ngx.socket.tcp
 local null = ngx.null
@@ -80,27 +82,8 @@ function _M.connect(self, host, port_or_opts, opts)
     if not sock then
         return nil, "not initialized"
     end
-    if type(host) ~= "string" then
-        error("bad argument #1 host: string expected, got " .. type(host), 2)
-    end
-    local unix = sub(host, 1, 5) == "unix:"
-    local port
-    if unix then
-        if port_or_opts ~= nil then
-            if type(port_or_opts) ~= "table" then
-                error("bad argument #2 opts: nil or table expected, got " .. type(port_or_opts), 2)
-            end
-            opts = port_or_opts
-        end
-    else
-        port = tonumber(port_or_opts)
-        if not port then
-            error("bad argument #2 port: number expected, got " .. type(port_or_opts), 2)
-        end
-        if opts ~= nil and type(opts) ~= "table" then
-            error("bad argument #3 opts: nil or table expected, got " .. type(opts), 2)
-        end
-    end
+    local unix, port
+    unix, port, opts = driver.connect_args(host, port_or_opts, opts)
 
     local username, password, db
     if opts then
@@ -112,31 +95,16 @@ function _M.connect(self, host, port_or_opts, opts)
         username = password and opts.username or nil
         if username == "" then username = nil end
         db = opts.db
-        if (username or db) and not opts.pool then
+        if username or db then
             -- a connection authenticated as a user or on a database gets a pool of its own
-            local pool = unix and host or (host .. ":" .. port)
-            if username then pool = pool .. "/" .. username end
-            if db then pool = pool .. "/" .. db end
-            local copy = {}
-            for k, v in pairs(opts) do copy[k] = v end
-            copy.pool = pool
-            opts = copy
+            opts = driver.pool_opts(opts, host, port, username, db)
         end
     end
 
     self._subscribed, self._nchan, self._npat = false, 0, 0
     self._in_multi, self._buffered, self._reqs, self._resp = nil, nil, nil, 2
 
-    local ok, err
-    if unix then
-        if opts then
-            ok, err = sock:connect(host, opts)
-        else
-            ok, err = sock:connect(host)
-        end
-    else
-        ok, err = sock:connect(host, port, opts)
-    end
+    local ok, err = driver.connect_sock(sock, host, unix, port, opts)
     if not ok then
         return nil, err
     end
@@ -180,11 +148,7 @@ function _M.set_keepalive(self, ...)
 end
 
 function _M.get_reused_times(self)
-    local sock = rawget(self, "_sock")
-    if not sock then
-        return nil, "not initialized"
-    end
-    return sock:getreusedtimes()
+    return driver.get_reused_times(rawget(self, "_sock"))
 end
 
 function _M.close(self)
@@ -201,14 +165,10 @@ end
 
 -- Closes the connection: after a timeout in the middle of a reply or a malformed reply the
 -- stream position is unknown, so the connection must never be reused.
-local function fatal(sock, err)
-    sock:close()
-    return nil, err
-end
+local fatal = driver.fatal
 
 local function bad(sock, what, line)
-    if #line > 40 then line = sub(line, 1, 40) .. "..." end
-    return fatal(sock, "protocol error: " .. what .. ": " .. str_fmt("%q", line))
+    return fatal(sock, "protocol error: " .. what .. ": " .. driver.excerpt(line))
 end
 
 local function read_len(line)
@@ -226,14 +186,14 @@ local function read_bulk(sock, line, len)
     if len > MAX_BULK then
         return bad(sock, "bulk length too large", line)
     end
-    local data, err = sock:receive(len + 2)
+    local data, err, bad_end = driver.read_data(sock, len)
     if not data then
+        if bad_end then
+            return bad(sock, "bulk string not terminated by CRLF", line)
+        end
         return fatal(sock, err)
     end
-    if byte(data, len + 1) ~= 13 or byte(data, len + 2) ~= 10 then
-        return bad(sock, "bulk string not terminated by CRLF", line)
-    end
-    return sub(data, 1, len)
+    return data
 end
 
 local function read_elems(self, sock, line, n, pairs_of)

@@ -13,6 +13,7 @@
 
 local bit = require "bit"
 local ffi = require "ffi"
+local bytes = require "resty.cosocket.bytes"
 
 local ngx = ngx
 local udp = ngx.socket.udp
@@ -24,7 +25,8 @@ local update_time = ngx.update_time
 local byte, char, sub, find, lower, format, rep, gsub =
     string.byte, string.char, string.sub, string.find, string.lower,
     string.format, string.rep, string.gsub
-local band, rshift, lshift = bit.band, bit.rshift, bit.lshift
+local band, lshift = bit.band, bit.lshift
+local u16, u32, p16 = bytes.u16be, bytes.u32be, bytes.p16be
 local concat = table.concat
 local type, setmetatable, tonumber, pcall, select =
     type, setmetatable, tonumber, pcall, select
@@ -275,16 +277,16 @@ local function build_request(self, qname, id, opts)
     end
     local edns = self.edns
     local req = {
-        char(rshift(id, 8), band(id, 0xff)),
+        p16(id),
         self.no_recurse and "\0\0" or "\1\0",
         edns and "\0\1\0\0\0\0\0\1" or "\0\1\0\0\0\0\0\0",
         wire,
-        char(rshift(qtype, 8), band(qtype, 0xff)),
+        p16(qtype),
         "\0\1",
     }
     if edns then
         -- OPT: root name, type 41, class = payload size, ttl 0, rdlen 0
-        req[7] = "\0\0\41" .. char(rshift(edns, 8), band(edns, 0xff))
+        req[7] = "\0\0\41" .. p16(edns)
                  .. "\0\0\0\0\0\0"
     end
     return concat(req), canon, qtype
@@ -293,17 +295,6 @@ end
 
 ---------------------------------------------------------------------------
 -- the reply
-
-local function u16(buf, p)
-    local a, b = byte(buf, p, p + 1)
-    return a * 256 + b
-end
-
-local function u32(buf, p)
-    local a, b, c, d = byte(buf, p, p + 3)
-    return ((a * 256 + b) * 256 + c) * 256 + d
-end
-
 
 -- decode the name at pos (1-based); returns name, pos after it (in the
 -- original stream), or nil, err. Pointers must point strictly backwards to
@@ -629,7 +620,7 @@ local function tcp_exchange(self, server, req, id, qname, qtype, opts)
     end
 
     local len = #req
-    ok, err = sock:send({ char(rshift(len, 8), band(len, 0xff)), req })
+    ok, err = sock:send({ p16(len), req })
     if not ok then
         sock:close()
         return nil, "failed to send query to TCP server " .. where .. ": " .. err

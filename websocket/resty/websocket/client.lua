@@ -4,6 +4,8 @@
 -- Written for this project; see websocket/README.md.
 
 local protocol = require "resty.websocket.protocol"
+local driver = require "resty.cosocket.driver"
+local p16be = require("resty.cosocket.bytes").p16be
 
 local ngx = ngx
 local tcp = ngx.socket.tcp
@@ -16,7 +18,6 @@ local type, tostring, tonumber, setmetatable, rawget, pairs, ipairs, error =
 local concat = table.concat
 local recv_frame, send_frame, valid_utf8 =
     protocol.recv_frame, protocol.send_frame, protocol.valid_utf8
-local floor = math.floor
 
 local _M = { _VERSION = "0.1.0" }
 local mt = { __index = _M }
@@ -152,19 +153,10 @@ end
 
 -- reads and checks the handshake response; returns the header block (status line included)
 local function read_response(self, sock, key, protos, compression)
-    local reader = sock:receiveuntil("\r\n\r\n")
-    local header, err = reader(64 * 1024 + 1)
+    local read = driver.line_reader(sock, 64 * 1024, "\r\n\r\n")
+    local header, err, too_long = read()
     if not header then
-        return nil, "failed to receive response header: " .. err
-    end
-    if #header > 64 * 1024 then
-        return nil, "failed to receive response header: too long"
-    end
-    -- the size form of the iterator ends the match with one nil, nil, nil (or a "")
-    local last
-    last, err = reader(1)
-    if last ~= nil and last ~= "" or err then
-        return nil, "failed to receive response header: " .. (err or "too long")
+        return driver.fail("receive response header", too_long and "too long" or err)
     end
 
     local status = match(header, "^HTTP/1%.1 (%d%d%d)")
@@ -320,7 +312,7 @@ function _M.connect(self, uri, opts)
         ok, err = sock:connect(host, port, sock_opts)
     end
     if not ok then
-        return nil, "failed to connect: " .. err
+        return driver.fail("connect", err)
     end
 
     self.fatal, self.closed, self.deflate, self.protocol = nil, nil, nil, nil
@@ -369,7 +361,7 @@ function _M.connect(self, uri, opts)
     bytes, err = sock:send(concat(req))
     if not bytes then
         sock:close()
-        return nil, "failed to send the handshake request: " .. err
+        return driver.fail("send the handshake request", err)
     end
 
     local header
@@ -388,24 +380,20 @@ function _M.set_keepalive(self, ...)
         return nil, "not initialized"
     end
     if self.fatal then
-        return nil, "failed to set keepalive: fatal error already happened"
+        return driver.fail("set keepalive", "fatal error already happened")
     end
     if self.closed then
-        return nil, "failed to set keepalive: close frame already sent"
+        return driver.fail("set keepalive", "close frame already sent")
     end
     if self.deflate then
         -- the zlib streams cannot travel with the pooled socket
-        return nil, "failed to set keepalive: permessage-deflate in use"
+        return driver.fail("set keepalive", "permessage-deflate in use")
     end
     return sock:setkeepalive(...)
 end
 
 function _M.get_reused_times(self)
-    local sock = rawget(self, "sock")
-    if not sock then
-        return nil, "not initialized"
-    end
-    return sock:getreusedtimes()
+    return driver.get_reused_times(rawget(self, "sock"))
 end
 
 -- a send failure or a receive failure other than a timeout leaves the stream unusable
@@ -423,7 +411,7 @@ local function violation(self, code, err)
     local sock = self.sock
     if not self.closed then
         self.closed = true
-        send_frame(sock, true, 0x8, char(floor(code / 256), code % 256), nil,
+        send_frame(sock, true, 0x8, p16be(code), nil,
                    not self.send_unmasked)
     end
     sock:close()
@@ -538,7 +526,7 @@ function _M.send_close(self, code, msg)
         if type(code) ~= "number" or code < 1000 or code > 4999 then
             return nil, "bad status code"
         end
-        payload = char(floor(code / 256), code % 256) .. (msg or "")
+        payload = p16be(code) .. (msg or "")
     end
     local bytes, err = send(self, true, 0x8, payload, false)
     if bytes then
@@ -561,7 +549,7 @@ function _M.recv_message(self)
             if not self.closed then
                 local ok, serr = self:send_pong(data)
                 if not ok then
-                    return nil, nil, "failed to send pong: " .. serr
+                    return nil, nil, driver.failed_to("send pong", serr)
                 end
             end
         elseif typ == "close" then
@@ -609,7 +597,7 @@ function _M.close(self)
         local bytes, err = self:send_close()
         if not bytes then
             sock:close()
-            return nil, "failed to send close frame: " .. err
+            return driver.fail("send close frame", err)
         end
     end
     self.closed = true

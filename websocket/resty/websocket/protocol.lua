@@ -5,11 +5,15 @@
 -- send_frame take an optional trailing `rsv1` flag.
 
 local ffi = require "ffi"
+local bytes = require "resty.cosocket.bytes"
+local driver = require "resty.cosocket.driver"
+local fail, failed_to = driver.fail, driver.failed_to
 local bit = require "bit"
 
 local byte, char, sub = string.byte, string.char, string.sub
-local band, bor, bxor, rshift = bit.band, bit.bor, bit.bxor, bit.rshift
-local floor, random = math.floor, math.random
+local band, bor, bxor = bit.band, bit.bor, bit.bxor
+local random = math.random
+local u16be, u64be, p16be, p64be = bytes.u16be, bytes.u64be, bytes.p16be, bytes.p64be
 local type, tostring, concat = type, tostring, table.concat
 local ffi_new, ffi_string, ffi_copy, ffi_cast = ffi.new, ffi.string, ffi.copy, ffi.cast
 
@@ -109,7 +113,7 @@ end
 function _M.recv_frame(sock, max_payload_len, force_masking, rsv1_ok, forbid_masking)
     local head, err = sock:receive(2)
     if not head then
-        return nil, nil, "failed to receive the first 2 bytes: " .. err
+        return nil, nil, failed_to("receive the first 2 bytes", err)
     end
 
     local b1, b2 = byte(head, 1, 2)
@@ -149,10 +153,9 @@ function _M.recv_frame(sock, max_payload_len, force_masking, rsv1_ok, forbid_mas
         local ext
         ext, err = sock:receive(2)
         if not ext then
-            return nil, nil, "failed to receive the 2 byte payload length: " .. err
+            return nil, nil, failed_to("receive the 2 byte payload length", err)
         end
-        local h, l = byte(ext, 1, 2)
-        len = h * 256 + l
+        len = u16be(ext, 1)
     elseif len == 127 then
         if control then
             return nil, nil, "too long payload for control frame"
@@ -160,16 +163,12 @@ function _M.recv_frame(sock, max_payload_len, force_masking, rsv1_ok, forbid_mas
         local ext
         ext, err = sock:receive(8)
         if not ext then
-            return nil, nil, "failed to receive the 8 byte payload length: " .. err
+            return nil, nil, failed_to("receive the 8 byte payload length", err)
         end
-        local b = { byte(ext, 1, 8) }
-        if b[1] >= 0x80 then
+        if byte(ext, 1) >= 0x80 then
             return nil, nil, "bad payload length: the most significant bit is set"
         end
-        len = 0
-        for i = 1, 8 do
-            len = len * 256 + b[i]
-        end
+        len = u64be(ext, 1)
         if len >= MAX_WIRE_LEN then
             return nil, nil, "exceeding max payload len"
         end
@@ -184,7 +183,7 @@ function _M.recv_frame(sock, max_payload_len, force_masking, rsv1_ok, forbid_mas
         local key
         key, err = sock:receive(4)
         if not key then
-            return nil, nil, "failed to receive the mask key: " .. err
+            return nil, nil, failed_to("receive the mask key", err)
         end
         k1, k2, k3, k4 = byte(key, 1, 4)
     end
@@ -193,7 +192,7 @@ function _M.recv_frame(sock, max_payload_len, force_masking, rsv1_ok, forbid_mas
     if len > 0 then
         data, err = sock:receive(len)
         if not data then
-            return nil, nil, "failed to receive the frame payload: " .. err
+            return nil, nil, failed_to("receive the frame payload", err)
         end
         if masked then
             data = apply_mask(data, len, k1, k2, k3, k4)
@@ -207,8 +206,7 @@ function _M.recv_frame(sock, max_payload_len, force_masking, rsv1_ok, forbid_mas
         if len == 1 then
             return nil, nil, "bad close frame: a 1 byte payload"
         end
-        local h, l = byte(data, 1, 2)
-        return sub(data, 3), "close", h * 256 + l
+        return sub(data, 3), "close", u16be(data, 1)
     end
 
     if not fin then
@@ -221,15 +219,9 @@ local function encode_len(len, mask_bit)
     if len <= 125 then
         return char(bor(len, mask_bit))
     elseif len <= 0xffff then
-        return char(bor(126, mask_bit), rshift(len, 8), band(len, 0xff))
+        return char(bor(126, mask_bit)) .. p16be(len)
     end
-    -- 64-bit big endian; the top 32 bits by division (bit ops are 32-bit)
-    local hi, lo = floor(len / 4294967296), len % 4294967296
-    return char(bor(127, mask_bit),
-                band(rshift(hi, 24), 0xff), band(rshift(hi, 16), 0xff),
-                band(rshift(hi, 8), 0xff), band(hi, 0xff),
-                band(rshift(lo, 24), 0xff), band(rshift(lo, 16), 0xff),
-                band(rshift(lo, 8), 0xff), band(lo, 0xff))
+    return char(bor(127, mask_bit)) .. p64be(len)      -- 64-bit big endian
 end
 
 -- build_frame(fin, opcode, payload_len, payload, masking, rsv1) -> the frame as a string
@@ -268,7 +260,7 @@ function _M.send_frame(sock, fin, opcode, payload, max_payload_len, masking, rsv
     local frame = build_frame(fin, opcode, len, payload, masking, rsv1)
     local bytes, err = sock:send(frame)
     if not bytes then
-        return nil, "failed to send frame: " .. err
+        return fail("send frame", err)
     end
     return bytes
 end
