@@ -504,6 +504,75 @@ local AUTH = {
     end,
 }
 
+-- MySQL's SHA-256 plugins (mysql/resty/mysql/crypto.lua). Without TLS the full
+-- authentication sends the password XOR the scramble, RSA-OAEP encrypted with the server's
+-- public key, which is asked for first (caching_sha2: "\2", sha256_password: "\1").
+local function xor_cycle(s, key)
+    local n = #key
+    local out = new_tab(#s, 0)
+    for i = 1, #s do
+        out[i] = char(bxor(byte(s, i), byte(key, (i - 1) % n + 1)))
+    end
+    return concat(out)
+end
+
+local function rsa_password(password, scramble, pem)
+    return require("resty.mysql.crypto").rsa_oaep_encrypt(
+        pem, xor_cycle(password .. "\0", sub(scramble, 1, 20)))
+end
+
+local function caching_sha2_scramble(password, scramble)
+    if password == "" then
+        return ""
+    end
+    local sha256 = require("resty.mysql.crypto").sha256
+    local p1 = sha256(password)
+    local p2 = sha256(p1)
+    return xor_str(p1, sha256(p2 .. sub(scramble, 1, 20)))
+end
+_M._caching_sha2_scramble = caching_sha2_scramble
+
+AUTH.caching_sha2_password = function(self, password, scramble)
+    return caching_sha2_scramble(password, scramble)
+end
+
+AUTH["caching_sha2_password:more"] = function(self, password, scramble, data)
+    if self._auth_state == "key requested" then
+        self._auth_state = nil
+        return rsa_password(password, scramble, data)
+    end
+    if data == "\3" then                   -- fast authentication succeeded: OK follows
+        return false
+    end
+    if data == "\4" then                   -- full authentication: the password itself
+        if self._ssl then
+            return password .. "\0"
+        end
+        self._auth_state = "key requested"
+        return "\2"
+    end
+    return nil, "unexpected caching_sha2_password packet"
+end
+
+AUTH.sha256_password = function(self, password, scramble)
+    if password == "" then
+        return "\0"
+    end
+    if self._ssl then
+        return password .. "\0"
+    end
+    self._auth_state = "key requested"
+    return "\1"
+end
+
+AUTH["sha256_password:more"] = function(self, password, scramble, data)
+    if self._auth_state == "key requested" then
+        self._auth_state = nil
+        return rsa_password(password, scramble, data)
+    end
+    return nil, "unexpected sha256_password packet"
+end
+
 -- MariaDB's ed25519 plugin: the password is the signing seed (mysql/resty/mysql/ed25519.lua)
 AUTH.client_ed25519 = function(self, password, scramble)
     return require("resty.mysql.ed25519").sign(password, scramble)
@@ -671,6 +740,7 @@ local function handshake(self, opts, pool)
     end
     client = band(client, bor(caps, CLIENT_LONG_PASSWORD, CLIENT_FOUND_ROWS))
 
+    self._auth_state = nil
     local resp, e = auth_response(self, plugin, password, scramble)
     if not resp then
         -- an unknown default plugin: answer with native; the server switches us
