@@ -357,3 +357,43 @@ P(db2:get_reused_times(), status(db2, "Com_stmt_close"), db2:execute("select ? +
   status(db2, "Com_stmt_prepare"))
 ''')
     assert out == ["2|0", "1|1|3|2"]
+
+
+# ---------------------------------------------------------------------------
+# malformed binary rows: a scripted fake server (the real one never sends them)
+
+def _fake_execute_session(rows):
+    import struct
+    from test_mysql import greeting, pkt, AUTH_LEN, OK2, COLDEF, EOF3
+    prep_ok = pkt(b"\x00" + struct.pack("<IHH", 7, 1, 0) + b"\x00\x00\x00", 1)
+    return [("reply", greeting()), ("read", AUTH_LEN), ("reply", OK2),
+            ("expect", pkt(b"\x16select 1", 0)), ("reply", prep_ok + COLDEF + EOF3),
+            ("expect", pkt(b"\x17" + struct.pack("<I", 7) + b"\x00\x01\x00\x00\x00", 0)),
+            ("reply", pkt(b"\x01", 1) + COLDEF + EOF3 + rows), ("stall",)]
+
+
+@pytest.mark.parametrize("row,want", [
+    (b"\x00\x00" + (-5).to_bytes(8, "little", signed=True), "rows|-5"),
+    (b"\x00\x04", "rows|userdata: NULL"),                   # the NULL bit of column 1
+    (b"\x00\x00\x01\x02\x03", "nil|malformed row packet"),  # a truncated LONGLONG
+    (b"\x00\x00" + b"\x01" * 8 + b"x", "nil|malformed row packet"),
+    (b"\x00", "nil|malformed row packet"),                  # no NULL bitmap
+    (b"\x05\x00" + b"\x01" * 8, "nil|malformed row packet"),
+])
+def test_fake_binary_rows(run_lua_ok, fake_server, row, want):
+    from helpers.socket_lua import lua
+    from test_mysql import pkt
+    srv = fake_server(_fake_execute_session(pkt(row, 4) + pkt(b"\xfe\x00\x00\x02\x00", 5)))
+    out = lua(run_lua_ok, r'''
+local mysql = require "resty.mysql"
+local db = mysql:new()
+db:set_timeout(2000)
+P(db:connect{ host = "127.0.0.1", port = @FPORT@, user = "u", password = "p", database = "d" })
+local res, err = db:execute("select 1")
+if res then P("rows", res[1].a) else P(res, err) end
+P(db:set_keepalive())
+''', {"FPORT": srv.port})
+    assert out[0] == "1"
+    assert out[1] == want
+    assert out[2] == ("1" if want.startswith("rows") else
+                      "nil|cannot be reused in the current connection state: nil")
