@@ -13,12 +13,15 @@ local tcp = ngx.socket.tcp
 local null = ngx.null
 local sha1_bin = ngx.sha1_bin
 local bit = require "bit"
-local band, bor, bxor = bit.band, bit.bor, bit.bxor
-local byte, char, sub, find, rep = string.byte, string.char, string.sub, string.find, string.rep
+local ffi = require "ffi"
+local band, bor, bxor, lshift = bit.band, bit.bor, bit.bxor, bit.lshift
+local byte, char, sub, find, rep, format, gsub =
+    string.byte, string.char, string.sub, string.find, string.rep, string.format, string.gsub
 local concat = table.concat
-local type, tonumber, tostring, setmetatable, rawget, error, pairs =
-    type, tonumber, tostring, setmetatable, rawget, error, pairs
+local type, tonumber, tostring, setmetatable, getmetatable, rawget, error, pairs, select =
+    type, tonumber, tostring, setmetatable, getmetatable, rawget, error, pairs, select
 local floor = math.floor
+local ffi_copy, ffi_string, ffi_cast, ffi_istype = ffi.copy, ffi.string, ffi.cast, ffi.istype
 
 local ok_new, new_tab = pcall(require, "table.new")
 if not ok_new or type(new_tab) ~= "function" then
@@ -35,6 +38,10 @@ local STATE_NAMES = { [STATE_CONNECTED] = "connected", [STATE_COMMAND_SENT] = "c
 
 local COM_QUIT = 0x01
 local COM_QUERY = 0x03
+local COM_STMT_PREPARE = 0x16
+local COM_STMT_EXECUTE = 0x17
+local COM_STMT_CLOSE = 0x19
+local COM_STMT_RESET = 0x1a
 
 -- capability flags
 local CLIENT_LONG_PASSWORD = 0x1
@@ -51,11 +58,14 @@ local CLIENT_PS_MULTI_RESULTS = 0x40000
 local CLIENT_PLUGIN_AUTH = 0x80000
 
 local SERVER_MORE_RESULTS_EXISTS = 8
+local UNSIGNED_FLAG = 0x20
 
 local MAX_CHUNK = 0xffffff                     -- payload bytes per wire packet
 local DEFAULT_MAX_PACKET = 1024 * 1024         -- as lua-resty-mysql: 1 MB
 local CLIENT_MAX_PACKET = 0x40000000           -- what the handshake announces (1 GB)
 local TWO53 = 2 ^ 53
+local TWO63 = 2 ^ 63
+local DEFAULT_MAX_STMTS = 64                   -- cached prepared statements per connection
 
 -- default collation id of each character set name (the handshake's charset byte)
 local CHARSETS = {
@@ -71,6 +81,23 @@ local CHARSETS = {
 -- pool name -> { server_ver, protocol_ver, server_capabilities, server_lang }: what the
 -- handshake taught us, for connections taken back from the pool (they skip it)
 local pool_info = setmetatable({}, { __mode = "" })
+
+-- the prepared-statement cache of each connection (see "statement cache" below), by the
+-- socket's fd: { pool, by_sql = { [sql] = stmt }, n, tick, max, pending = { ids }, db }
+local stmt_caches = {}
+
+local function drop_stmt_cache(self)
+    local cache = rawget(self, "_stmts")
+    if cache then
+        cache.dead = true
+        cache.db = nil
+        local fd = self._fd
+        if fd and stmt_caches[fd] == cache then
+            stmt_caches[fd] = nil
+        end
+        self._stmts = nil
+    end
+end
 
 --------------------------------------------------------------------------
 -- byte helpers
@@ -145,6 +172,7 @@ end
 local function fatal(self, err)
     local sock = rawget(self, "sock")
     self.state = nil
+    drop_stmt_cache(self)
     if sock then
         sock:close()
     end
@@ -213,6 +241,26 @@ local function send_packet(self, payload)
         return fatal(self, "failed to send packet: " .. err)
     end
     return bytes
+end
+
+-- COM_STMT_CLOSE has no answer: the closes queued while the connection was busy or pooled
+-- go out in front of the next command
+local function send_pending_closes(self)
+    local cache = self._stmts
+    local pending = cache and cache.pending
+    if not pending then
+        return true
+    end
+    cache.pending = nil
+    local out = new_tab(#pending, 0)
+    for i = 1, #pending do
+        out[i] = "\5\0\0\0" .. char(COM_STMT_CLOSE) .. p32(pending[i])
+    end
+    local bytes, err = self.sock:send(out)
+    if not bytes then
+        return fatal(self, "failed to send packet: " .. err)
+    end
+    return true
 end
 
 -- an ERR packet: message, errno, sqlstate
@@ -286,6 +334,147 @@ local CONVERTERS = {
     -- DECIMAL (0x00) and NEWDECIMAL (0xf6) stay strings: exact
 }
 
+-- binary protocol (COM_STMT_EXECUTE rows): decoder(data, pos, len, col, ptr) -> value, next
+-- position (nil: malformed). The values are those the text protocol gives for the column.
+pcall(ffi.cdef, [[
+union cosocket_mysql_num { int64_t i; uint64_t u; double d; float f; unsigned char b[8]; };
+]])
+local numbuf = ffi.new("union cosocket_mysql_num")
+local LITTLE_ENDIAN = ffi.abi("le")
+
+local function bin_tiny(data, pos, len, col)
+    if pos > len then return nil end
+    local v = byte(data, pos)
+    if v >= 128 and not col.unsigned then v = v - 256 end
+    return v, pos + 1
+end
+
+local function bin_short(data, pos, len, col)
+    if pos + 1 > len then return nil end
+    local v = u16(data, pos)
+    if v >= 32768 and not col.unsigned then v = v - 65536 end
+    return v, pos + 2
+end
+
+local function bin_long(data, pos, len, col)
+    if pos + 3 > len then return nil end
+    local v = u32(data, pos)
+    if v >= 2147483648 and not col.unsigned then v = v - 4294967296 end
+    return v, pos + 4
+end
+
+local function load8(ptr, pos)
+    ffi_copy(numbuf.b, ptr + (pos - 1), 8)
+end
+
+local function bin_longlong(data, pos, len, col, ptr)
+    if pos + 7 > len then return nil end
+    local lo, hi = u32(data, pos), u32(data, pos + 4)
+    if col.unsigned then
+        if hi < 2097152 then                          -- < 2^53
+            return hi * 4294967296 + lo, pos + 8
+        end
+        load8(ptr, pos)
+        local s = tostring(numbuf.u)
+        return sub(s, 1, -4), pos + 8                  -- "...ULL"
+    end
+    if hi >= 2147483648 then hi = hi - 4294967296 end
+    local v = hi * 4294967296 + lo
+    if v < TWO53 and v > -TWO53 then
+        return v, pos + 8
+    end
+    load8(ptr, pos)
+    local s = tostring(numbuf.i)
+    return sub(s, 1, -3), pos + 8                      -- "...LL"
+end
+
+-- FLOAT: the server's text form has 6 significant digits (FLT_DIG): 0.1 and not 0.1000000015
+local function bin_float(data, pos, len, col, ptr)
+    if pos + 3 > len then return nil end
+    ffi_copy(numbuf.b, ptr + (pos - 1), 4)
+    return tonumber(format("%.6g", numbuf.f)), pos + 4
+end
+
+local function bin_double(data, pos, len, col, ptr)
+    if pos + 7 > len then return nil end
+    load8(ptr, pos)
+    return tonumber(numbuf.d), pos + 8
+end
+
+local function bin_string(data, pos, len)
+    local v, e = lenenc_str(data, pos, len)
+    if not v then return nil end
+    return v, e
+end
+
+-- fractional seconds as the text protocol shows them: the column's decimals (fsp) digits
+local function frac(us, decimals)
+    if decimals == 0 then
+        return ""
+    end
+    if decimals > 6 then                              -- not fixed (an expression)
+        if us == 0 then return "" end
+        decimals = 6
+    end
+    return "." .. sub(format("%06d", us), 1, decimals)
+end
+
+local TYPE_DATE = 0x0a
+
+local function bin_datetime(data, pos, len, col)
+    local n = byte(data, pos)
+    if not n or (n ~= 0 and n ~= 4 and n ~= 7 and n ~= 11) or pos + n > len then
+        return nil
+    end
+    local y, mo, d, h, mi, s, us = 0, 0, 0, 0, 0, 0, 0
+    if n >= 4 then
+        y, mo, d = u16(data, pos + 1), byte(data, pos + 3), byte(data, pos + 4)
+    end
+    if n >= 7 then
+        h, mi, s = byte(data, pos + 5, pos + 7)
+    end
+    if n == 11 then
+        us = u32(data, pos + 8)
+    end
+    if col.type == TYPE_DATE then
+        return format("%04d-%02d-%02d", y, mo, d), pos + 1 + n
+    end
+    return format("%04d-%02d-%02d %02d:%02d:%02d", y, mo, d, h, mi, s)
+           .. frac(us, col.decimals), pos + 1 + n
+end
+
+local function bin_time(data, pos, len, col)
+    local n = byte(data, pos)
+    if not n or (n ~= 0 and n ~= 8 and n ~= 12) or pos + n > len then
+        return nil
+    end
+    local neg, days, h, mi, s, us = 0, 0, 0, 0, 0, 0
+    if n >= 8 then
+        neg, days = byte(data, pos + 1), u32(data, pos + 2)
+        h, mi, s = byte(data, pos + 6, pos + 8)
+    end
+    if n == 12 then
+        us = u32(data, pos + 9)
+    end
+    return format("%s%02d:%02d:%02d", neg == 1 and "-" or "", days * 24 + h, mi, s)
+           .. frac(us, col.decimals), pos + 1 + n
+end
+
+local function bin_null(data, pos)
+    return null, pos
+end
+
+local BINARY_DECODERS = {
+    [0x01] = bin_tiny, [0x02] = bin_short, [0x0d] = bin_short,   -- TINY, SHORT, YEAR
+    [0x03] = bin_long, [0x09] = bin_long,                         -- LONG, INT24
+    [0x08] = bin_longlong, [0x04] = bin_float, [0x05] = bin_double,
+    [0x06] = bin_null,
+    [0x07] = bin_datetime, [0x0a] = bin_datetime, [0x0c] = bin_datetime,   -- TIMESTAMP, DATE,
+    [0x0e] = bin_datetime,                                        -- DATETIME, NEWDATE
+    [0x0b] = bin_time,
+    -- everything else (DECIMAL, strings, blobs, BIT, ENUM, SET, JSON, GEOMETRY): a string
+}
+
 --------------------------------------------------------------------------
 -- authentication
 
@@ -314,6 +503,75 @@ local AUTH = {
         return nil, "mysql_clear_password is refused without TLS"
     end,
 }
+
+-- MySQL's SHA-256 plugins (mysql/resty/mysql/crypto.lua). Without TLS the full
+-- authentication sends the password XOR the scramble, RSA-OAEP encrypted with the server's
+-- public key, which is asked for first (caching_sha2: "\2", sha256_password: "\1").
+local function xor_cycle(s, key)
+    local n = #key
+    local out = new_tab(#s, 0)
+    for i = 1, #s do
+        out[i] = char(bxor(byte(s, i), byte(key, (i - 1) % n + 1)))
+    end
+    return concat(out)
+end
+
+local function rsa_password(password, scramble, pem)
+    return require("resty.mysql.crypto").rsa_oaep_encrypt(
+        pem, xor_cycle(password .. "\0", sub(scramble, 1, 20)))
+end
+
+local function caching_sha2_scramble(password, scramble)
+    if password == "" then
+        return ""
+    end
+    local sha256 = require("resty.mysql.crypto").sha256
+    local p1 = sha256(password)
+    local p2 = sha256(p1)
+    return xor_str(p1, sha256(p2 .. sub(scramble, 1, 20)))
+end
+_M._caching_sha2_scramble = caching_sha2_scramble
+
+AUTH.caching_sha2_password = function(self, password, scramble)
+    return caching_sha2_scramble(password, scramble)
+end
+
+AUTH["caching_sha2_password:more"] = function(self, password, scramble, data)
+    if self._auth_state == "key requested" then
+        self._auth_state = nil
+        return rsa_password(password, scramble, data)
+    end
+    if data == "\3" then                   -- fast authentication succeeded: OK follows
+        return false
+    end
+    if data == "\4" then                   -- full authentication: the password itself
+        if self._ssl then
+            return password .. "\0"
+        end
+        self._auth_state = "key requested"
+        return "\2"
+    end
+    return nil, "unexpected caching_sha2_password packet"
+end
+
+AUTH.sha256_password = function(self, password, scramble)
+    if password == "" then
+        return "\0"
+    end
+    if self._ssl then
+        return password .. "\0"
+    end
+    self._auth_state = "key requested"
+    return "\1"
+end
+
+AUTH["sha256_password:more"] = function(self, password, scramble, data)
+    if self._auth_state == "key requested" then
+        self._auth_state = nil
+        return rsa_password(password, scramble, data)
+    end
+    return nil, "unexpected sha256_password packet"
+end
 
 -- MariaDB's ed25519 plugin: the password is the signing seed (mysql/resty/mysql/ed25519.lua)
 AUTH.client_ed25519 = function(self, password, scramble)
@@ -482,6 +740,7 @@ local function handshake(self, opts, pool)
     end
     client = band(client, bor(caps, CLIENT_LONG_PASSWORD, CLIENT_FOUND_ROWS))
 
+    self._auth_state = nil
     local resp, e = auth_response(self, plugin, password, scramble)
     if not resp then
         -- an unknown default plugin: answer with native; the server switches us
@@ -552,7 +811,23 @@ function _M.connect(self, opts)
     end
     self._pool = pool
 
+    -- the statement cache: found again by fd for a connection taken from the pool
+    local fd = sock.getfd and sock:getfd() or nil
+    if fd and fd < 0 then fd = nil end
+    self._fd = fd
+    local max_stmts = opts.max_prepared_statements or DEFAULT_MAX_STMTS
     local reused = sock:getreusedtimes()
+    local cache = reused and reused > 0 and fd and stmt_caches[fd]
+    if not cache or cache.pool ~= pool or cache.dead then
+        cache = { pool = pool, by_sql = {}, n = 0, tick = 0 }
+        if fd then
+            stmt_caches[fd] = cache
+        end
+    end
+    cache.max = max_stmts
+    cache.db = self
+    self._stmts = cache
+
     if reused and reused > 0 then
         local info = pool_info[pool]
         if info then
@@ -582,6 +857,28 @@ function _M.set_keepalive(self, ...)
                     .. (STATE_NAMES[self.state] or "nil")
     end
     self.state = nil
+    local cache = self._stmts
+    if cache then
+        if self._fd then
+            cache.db = nil          -- kept for the next connect() that gets this connection
+        else
+            -- no sock:getfd() (ngx_lua): the next user could not find the cache, so the
+            -- statements are closed now rather than leaked on the server
+            for sql, stmt in pairs(cache.by_sql) do
+                stmt._closed = true
+                cache.by_sql[sql] = nil
+                local pending = cache.pending or {}
+                pending[#pending + 1] = stmt.id
+                cache.pending = pending
+            end
+            local ok, err = send_pending_closes(self)
+            if not ok then
+                return nil, err
+            end
+            drop_stmt_cache(self)
+        end
+        self._stmts = nil
+    end
     return sock:setkeepalive(...)
 end
 
@@ -600,6 +897,7 @@ function _M.close(self)
     end
     local state = self.state
     self.state = nil
+    drop_stmt_cache(self)
     if state then
         self._seq = 255
         send_packet(self, char(COM_QUIT))
@@ -624,7 +922,12 @@ function _M.send_query(self, query)
     if not sock then
         return nil, "not initialized"
     end
+    local ok, err0 = send_pending_closes(self)
+    if not ok then
+        return nil, err0
+    end
     self._seq = 255
+    self._binary = false
     local bytes, err = send_packet(self, char(COM_QUERY) .. query)
     if not bytes then
         return nil, err
@@ -649,8 +952,10 @@ local function parse_field(data)
     pos = pos + 1                       -- length of the fixed fields (0x0c)
     if pos + 9 > len then return nil end
     local ftype = byte(data, pos + 6)
-    return { name = name, type = ftype, charsetnr = u16(data, pos),
-             flags = u16(data, pos + 7), conv = CONVERTERS[ftype] }
+    local flags = u16(data, pos + 7)
+    return { name = name, type = ftype, charsetnr = u16(data, pos), flags = flags,
+             decimals = byte(data, pos + 9), unsigned = band(flags, UNSIGNED_FLAG) ~= 0,
+             conv = CONVERTERS[ftype], bin = BINARY_DECODERS[ftype] or bin_string }
 end
 
 local function parse_row(data, cols, ncols, compact)
@@ -681,6 +986,34 @@ local function parse_row(data, cols, ncols, compact)
             if conv then
                 v = conv(v) or v
             end
+        end
+        if compact then
+            row[i] = v
+        else
+            row[cols[i].name] = v
+        end
+    end
+    if pos ~= len + 1 then return nil end
+    return row
+end
+
+-- a binary-protocol row: 0x00, a NULL bitmap (offset 2), the non-NULL values
+local function parse_binary_row(data, cols, ncols, compact)
+    local len = #data
+    if byte(data, 1) ~= 0 then return nil end
+    local pos = 2 + floor((ncols + 9) / 8)
+    if pos > len + 1 then return nil end
+    local ptr = ffi_cast("const unsigned char *", data)
+    local row = compact and new_tab(ncols, 0) or new_tab(0, ncols)
+    for i = 1, ncols do
+        local bitpos = i + 1
+        local v
+        if band(byte(data, 2 + floor(bitpos / 8)), lshift(1, bitpos % 8)) ~= 0 then
+            v = null
+        else
+            local col = cols[i]
+            v, pos = col.bin(data, pos, len, col, ptr)
+            if v == nil then return nil end
         end
         if compact then
             row[i] = v
@@ -756,6 +1089,7 @@ function _M.read_result(self, est_nrows)
         return fatal(self, "bad packet after field packets: expected EOF")
     end
     local compact = self.compact
+    local parse = self._binary and parse_binary_row or parse_row
     local rows = new_tab(est_nrows or 4, 0)
     local n = 0
     while true do
@@ -779,7 +1113,7 @@ function _M.read_result(self, est_nrows)
             self.state = STATE_CONNECTED
             return server_error(self, data)
         end
-        local row = parse_row(data, cols, ncols, compact)
+        local row = parse(data, cols, ncols, compact)
         if not row then
             return fatal(self, "malformed row packet")
         end
@@ -795,6 +1129,370 @@ function _M.query(self, query, est_nrows)
     end
     return _M.read_result(self, est_nrows)
 end
+
+--------------------------------------------------------------------------
+-- server-side prepared statements
+--
+-- Statement cache: each connection has a table { by_sql = { [sql] = stmt }, ... } that
+-- lives as long as the server connection, not the Lua object: set_keepalive() leaves it in
+-- stmt_caches under the socket's fd, and connect() takes it back when the pool hands out
+-- the connection again (getreusedtimes() > 0, same fd, same pool name). A pooled
+-- connection keeps its fd open, so no other connection can have that fd meanwhile; every
+-- new connection (reused times 0) starts a fresh cache under its fd. Without sock:getfd()
+-- (ngx_lua 0.10.23 has none) set_keepalive() closes the statements instead.
+
+local stmt_methods = {}
+local stmt_mt = { __index = stmt_methods }
+
+local function evict(cache)
+    local oldest, old_sql
+    for sql, stmt in pairs(cache.by_sql) do
+        if not oldest or stmt._used < oldest._used then
+            oldest, old_sql = stmt, sql
+        end
+    end
+    if oldest then
+        cache.by_sql[old_sql] = nil
+        cache.n = cache.n - 1
+        oldest._closed = true
+        local pending = cache.pending or {}
+        pending[#pending + 1] = oldest.id
+        cache.pending = pending
+    end
+end
+
+-- the answer to COM_STMT_PREPARE: stmt or nil, err, errno, sqlstate
+local function read_prepare(self, sql)
+    local data, err = recv_packet(self)
+    if not data then
+        return nil, err
+    end
+    local first = byte(data, 1)
+    if first == 0xff then
+        self.state = STATE_CONNECTED
+        return server_error(self, data)
+    end
+    if first ~= 0x00 or #data < 12 then
+        return fatal(self, "malformed prepare response")
+    end
+    local id, ncols, nparams = u32(data, 2), u16(data, 6), u16(data, 8)
+    local warnings = u16(data, 11)
+    local cols = new_tab(ncols, 0)
+    for pass = 1, 2 do
+        local n = pass == 1 and nparams or ncols
+        if n > 0 then
+            for i = 1, n + 1 do
+                data, err = recv_packet(self)
+                if not data then
+                    return nil, err
+                end
+                if i <= n then
+                    local col = parse_field(data)
+                    if not col then
+                        return fatal(self, "malformed field packet")
+                    end
+                    if pass == 2 then cols[i] = col end
+                elseif not is_eof(data) then
+                    return fatal(self, "bad packet after field packets: expected EOF")
+                end
+            end
+        end
+    end
+    self.state = STATE_CONNECTED
+    return setmetatable({ id = id, sql = sql, nparams = nparams, ncols = ncols,
+                          columns = cols, warning_count = warnings }, stmt_mt)
+end
+
+function _M.prepare(self, sql)
+    if type(sql) ~= "string" then
+        return nil, "bad sql: string expected, got " .. type(sql)
+    end
+    local cache = self._stmts
+    if self.state ~= STATE_CONNECTED or not cache then
+        return nil, "cannot prepare in the current context: "
+                    .. (STATE_NAMES[self.state] or "nil")
+    end
+    local tick = cache.tick + 1
+    cache.tick = tick
+    local stmt = cache.by_sql[sql]
+    if stmt then
+        stmt._used = tick
+        return stmt
+    end
+    local ok, err = send_pending_closes(self)
+    if not ok then
+        return nil, err
+    end
+    self._seq = 255
+    ok, err = send_packet(self, char(COM_STMT_PREPARE) .. sql)
+    if not ok then
+        return nil, "failed to send query: " .. err
+    end
+    self.state = STATE_COMMAND_SENT
+    local errno, sqlstate
+    stmt, err, errno, sqlstate = read_prepare(self, sql)
+    if not stmt then
+        return nil, err, errno, sqlstate
+    end
+    -- the LRU one goes when the cache is full (its close is sent with the next command)
+    if cache.n >= cache.max then
+        evict(cache)
+    end
+    stmt._cache = cache
+    stmt._used = tick
+    cache.by_sql[sql] = stmt
+    cache.n = cache.n + 1
+    return stmt
+end
+
+-- one parameter: type (2 bytes), value bytes; or nil, err. nil and ngx.null are NULL
+-- (flagged in the bitmap, type NULL).
+local function encode_param(v)
+    local t = type(v)
+    if t == "string" then
+        local n = #v
+        local len
+        if n < 251 then
+            len = char(n)
+        elseif n < 65536 then
+            len = "\252" .. p16(n)
+        elseif n < 16777216 then
+            len = "\253" .. p24(n)
+        else
+            len = "\254" .. p32(n) .. p32(floor(n / 4294967296))
+        end
+        return "\254\0", len .. v
+    elseif t == "number" then
+        if v == floor(v) and v >= -TWO63 and v < TWO63 then
+            numbuf.i = v
+            return "\8\0", ffi_string(numbuf.b, 8)      -- LONGLONG
+        end
+        numbuf.d = v
+        return "\5\0", ffi_string(numbuf.b, 8)          -- DOUBLE
+    elseif t == "boolean" then
+        return "\1\0", v and "\1" or "\0"             -- TINY
+    elseif t == "cdata" then
+        if ffi_istype("uint64_t", v) then
+            numbuf.u = v
+            return "\8\128", ffi_string(numbuf.b, 8)    -- LONGLONG UNSIGNED
+        elseif ffi_istype("int64_t", v) then
+            numbuf.i = v
+            return "\8\0", ffi_string(numbuf.b, 8)
+        end
+    end
+    return nil, "unsupported parameter type " .. t
+end
+
+-- the stmt of this connection for stmt_or_sql: stmt or nil, err, errno, sqlstate
+local function get_stmt(self, stmt)
+    if type(stmt) == "string" then
+        return _M.prepare(self, stmt)
+    end
+    if getmetatable(stmt) ~= stmt_mt then
+        return nil, "bad statement: statement object or SQL string expected"
+    end
+    if stmt._closed then
+        return nil, "statement closed"
+    end
+    local cache = self._stmts
+    if not cache or stmt._cache ~= cache then
+        return nil, "statement not prepared on this connection"
+    end
+    cache.tick = cache.tick + 1
+    stmt._used = cache.tick
+    return stmt
+end
+
+function _M.send_execute(self, stmt, ...)
+    if self.state ~= STATE_CONNECTED then
+        return nil, "cannot send query in the current context: "
+                    .. (STATE_NAMES[self.state] or "nil")
+    end
+    if not LITTLE_ENDIAN then
+        return nil, "prepared statements need a little-endian machine"
+    end
+    local err, errno, sqlstate
+    stmt, err, errno, sqlstate = get_stmt(self, stmt)
+    if not stmt then
+        return nil, err, errno, sqlstate
+    end
+    local nparams = stmt.nparams
+    local nargs = select("#", ...)
+    if nargs ~= nparams then
+        return nil, "wrong number of parameters: the statement has " .. nparams .. ", got "
+                    .. nargs
+    end
+    local pkt = { char(COM_STMT_EXECUTE), p32(stmt.id), "\0", "\1\0\0\0" }
+    if nparams > 0 then
+        local nbytes = floor((nparams + 7) / 8)
+        local bitmap = new_tab(nbytes, 0)
+        for i = 1, nbytes do bitmap[i] = 0 end
+        local types = new_tab(nparams, 0)
+        local values = new_tab(nparams, 0)
+        for i = 1, nparams do
+            local v = select(i, ...)
+            if v == nil or v == null then
+                local k = floor((i - 1) / 8) + 1
+                bitmap[k] = bor(bitmap[k], lshift(1, (i - 1) % 8))
+                types[i] = "\6\0"
+                values[i] = ""
+            else
+                local t, val = encode_param(v)
+                if not t then
+                    return nil, "bad parameter #" .. i .. ": " .. val
+                end
+                types[i], values[i] = t, val
+            end
+        end
+        for k = 1, nbytes do bitmap[k] = char(bitmap[k]) end
+        pkt[5] = concat(bitmap)
+        pkt[6] = "\1"                                  -- new params bound: types follow
+        pkt[7] = concat(types)
+        pkt[8] = concat(values)
+    end
+    local ok
+    ok, err = send_pending_closes(self)
+    if not ok then
+        return nil, err
+    end
+    self._seq = 255
+    self._binary = true
+    local bytes
+    bytes, err = send_packet(self, concat(pkt))
+    if not bytes then
+        return nil, err
+    end
+    self.state = STATE_COMMAND_SENT
+    return bytes
+end
+
+-- execute(stmt_or_sql, ...): rows / OK table / "again" exactly as query(); a SQL string is
+-- prepared through the cache first
+function _M.execute(self, stmt, ...)
+    local bytes, err, errno, sqlstate = _M.send_execute(self, stmt, ...)
+    if not bytes then
+        if errno then
+            return nil, err, errno, sqlstate
+        end
+        return nil, "failed to execute: " .. err
+    end
+    return _M.read_result(self)
+end
+
+_M.query_params = _M.execute
+
+function _M.stmt_close(self, stmt)
+    if getmetatable(stmt) ~= stmt_mt then
+        return nil, "bad statement: statement object expected"
+    end
+    if stmt._closed then
+        return nil, "statement already closed"
+    end
+    stmt._closed = true
+    local cache = stmt._cache
+    if cache.by_sql[stmt.sql] == stmt then
+        cache.by_sql[stmt.sql] = nil
+        cache.n = cache.n - 1
+    end
+    if cache.dead then
+        return 1            -- the server connection is gone, and its statements with it
+    end
+    local pending = cache.pending or {}
+    pending[#pending + 1] = stmt.id
+    cache.pending = pending
+    local db = cache.db
+    if db and db.state == STATE_CONNECTED then
+        local ok, err = send_pending_closes(db)
+        if not ok then
+            return nil, err
+        end
+    end
+    return 1
+end
+
+-- COM_STMT_RESET: 1 or nil, err, errno, sqlstate
+function _M.stmt_reset(self, stmt)
+    if self.state ~= STATE_CONNECTED then
+        return nil, "cannot send query in the current context: "
+                    .. (STATE_NAMES[self.state] or "nil")
+    end
+    local err
+    stmt, err = get_stmt(self, stmt)
+    if not stmt then
+        return nil, err
+    end
+    local ok
+    ok, err = send_pending_closes(self)
+    if not ok then
+        return nil, err
+    end
+    self._seq = 255
+    ok, err = send_packet(self, char(COM_STMT_RESET) .. p32(stmt.id))
+    if not ok then
+        return nil, err
+    end
+    local data
+    data, err = recv_packet(self)
+    if not data then
+        return nil, err
+    end
+    local first = byte(data, 1)
+    if first == 0xff then
+        return server_error(self, data)
+    end
+    if first ~= 0x00 then
+        return fatal(self, "malformed OK packet")
+    end
+    return 1
+end
+
+function stmt_methods.close(stmt)
+    return _M.stmt_close(nil, stmt)
+end
+
+local function stmt_db(stmt)
+    local db = stmt._cache and stmt._cache.db
+    if not db or stmt._closed then
+        return nil, stmt._closed and "statement closed" or "connection not in use"
+    end
+    return db
+end
+
+function stmt_methods.execute(stmt, ...)
+    local db, err = stmt_db(stmt)
+    if not db then
+        return nil, err
+    end
+    return _M.execute(db, stmt, ...)
+end
+
+function stmt_methods.reset(stmt)
+    local db, err = stmt_db(stmt)
+    if not db then
+        return nil, err
+    end
+    return _M.stmt_reset(db, stmt)
+end
+
+--------------------------------------------------------------------------
+-- escaping (the server must not run with NO_BACKSLASH_ESCAPES, and the connection
+-- character set must be ASCII-compatible: utf8mb4, latin1, ...; never use it with big5,
+-- sjis, gbk and such, where a multibyte character can end in a backslash byte)
+
+local SQL_ESCAPES = {
+    ["\0"] = "\\0", ["\b"] = "\\b", ["\t"] = "\\t", ["\n"] = "\\n", ["\r"] = "\\r",
+    ["\26"] = "\\Z", ["\""] = "\\\"", ["'"] = "\\'", ["\\"] = "\\\\",
+}
+
+local function quote_sql_str_lua(s)
+    if type(s) ~= "string" then
+        error("bad argument #1 to 'quote_sql_str' (string expected, got " .. type(s) .. ")", 2)
+    end
+    return "'" .. gsub(s, "[%z\b\t\n\r\26\"'\\]", SQL_ESCAPES) .. "'"
+end
+
+_M.quote_sql_str = ngx.quote_sql_str or quote_sql_str_lua
+_M._quote_sql_str_lua = quote_sql_str_lua
 
 -- for prepared statements and tests
 _M._send_packet = send_packet
