@@ -3,7 +3,8 @@
 -- GET SET (EX/PX/NX/XX) DEL EXISTS INCR DECR INCRBY PING ECHO DBSIZE FLUSHDB FLUSHALL
 -- CONFIG GET COMMAND QUIT.
 --
---   cosocket examples/redis_server.lua [PORT [HOST]]     (PORT 0: any free port)
+--   cosocket examples/redis_server.lua [PORT [HOST [CERT KEY]]]   (PORT 0: any free port)
+--   (with CERT and KEY, PEM files, it serves TLS: redis-cli --tls --cacert ca.crt -p PORT)
 --   cosocket -w 2 examples/redis_server.lua 6380         (two workers, one port)
 --
 -- Prints "listening on PORT" once listening. With -w each worker has its own data.
@@ -361,12 +362,14 @@ end
 
 local port = tonumber(arg[1] or "6379")
 local host = arg[2] or "127.0.0.1"
+local ssl = arg[3] and { cert = arg[3], key = arg[4] or arg[3] } or nil
 if not port then
-    io.stderr:write("usage: cosocket examples/redis_server.lua [PORT [HOST]]\n")
+    io.stderr:write("usage: cosocket examples/redis_server.lua [PORT [HOST [CERT KEY]]]\n")
     os.exit(2)
 end
 
-local srv, err = cosocket.listen{ host = host, port = port, handler = serve, max_connections = 10000 }
+local srv, err = cosocket.listen{ host = host, port = port, handler = serve, max_connections = 10000,
+                                     ssl = ssl }
 if not srv then
     io.stderr:write("cannot listen on ", host, ":", tostring(port), ": ", err, "\n")
     os.exit(1)

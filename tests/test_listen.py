@@ -360,6 +360,8 @@ E{ port = 0, handler = h, reuseport = 1 }
 E{ port = 0, handler = h, host = 1 }
 E{ port = 0, handler = h, host = "example.com" }
 E{ port = 0, handler = h, ssl = { cert = "c.pem", key = "k.pem" } }
+E{ port = 0, handler = h, ssl = { cert = 1 } }
+E{ port = 0, handler = h, ssl = "yes" }
 E{ path = ("x"):rep(200), handler = h }
 local function U(...)
     local ok, a, b = pcall(cosocket.udp_bind, ...)
@@ -399,7 +401,10 @@ ngx.say(u:sendto("127.0.0.1", 9, "x"))
         'err cosocket.listen: "reuseport" must be a boolean',
         'err cosocket.listen: "host" must be a string',
         'ret nil bad host "example.com" (a numeric address, "*" or "localhost")',
-        "ret nil ssl not supported yet",
+        'ret nil cannot open "c.pem": error:80000002:system library::No such file or directory; '
+        'error:10000080:BIO routines::no such file',
+        'err cosocket.listen: "ssl.cert" must be a string (PEM or a file)',
+        'err cosocket.listen: "ssl" must be a table',
         "ret nil unix socket path too long",
         "err cosocket.udp_bind: expecting one table argument",
         'err cosocket.udp_bind: "port" is required',

@@ -408,3 +408,127 @@ def test_server_side_sslaccept(run_lua_ok, tls_certs):
     assert "ctx: userdata nil" in out
     assert "bad ctx: nil true" in out
     assert "mismatch: nil true" in out
+
+
+# --------------------------------------------------------------------------
+# TLS servers: cosocket.listen{ ssl = ... }
+
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "helpers"))
+from cosocket_server import ServerProc  # noqa: E402
+
+REDIS_SERVER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                            "examples", "redis_server.lua")
+
+
+@pytest.fixture
+def server(cosocket_bin, tmp_path):
+    procs = []
+
+    def start(code=None, **kw):
+        p = ServerProc(cosocket_bin, tmp_path, code, name=f"server{len(procs)}.lua", **kw)
+        procs.append(p)
+        return p
+    yield start
+    for p in procs:
+        if p.p.poll() is None:
+            p.kill()
+
+
+def test_tls_listen_against_cosocket_clients(run_lua_ok, tls_certs):
+    out = run_lua_ok(r"""
+        local cosocket = require "cosocket"
+        local srv = assert(cosocket.listen{ host = "127.0.0.1", port = 0,
+            ssl = { cert = arg[1], key = arg[2] },
+            handler = function(sock, peer)
+                while true do
+                    local line = sock:receive()
+                    if not line then return end
+                    sock:send(line:upper() .. "\n")
+                end
+            end })
+        local port = srv:port()
+        local threads = {}
+        for i = 1, 20 do
+            threads[i] = ngx.thread.spawn(function()
+                local s = ngx.socket.tcp(); s:settimeout(5000)
+                assert(s:connect("127.0.0.1", port))
+                assert(s:sslhandshake(false, "localhost", true))
+                for j = 1, 10 do
+                    s:send("hello " .. i .. " " .. j .. "\n")
+                    assert(s:receive() == ("HELLO " .. i .. " " .. j))
+                end
+                s:close()
+                return true
+            end)
+        end
+        local n = 0
+        for i = 1, #threads do if select(2, ngx.thread.wait(threads[i])) then n = n + 1 end end
+        ngx.say("ok ", n)
+        -- a plain client: the handshake fails on the server side, which goes on serving
+        local p = ngx.socket.tcp(); p:settimeout(2000)
+        assert(p:connect("127.0.0.1", port))
+        p:send("PING\r\n")
+        ngx.say("plain: ", tostring(p:receive()))
+        local s = ngx.socket.tcp(); s:settimeout(2000)
+        assert(s:connect("127.0.0.1", port))
+        assert(s:sslhandshake(false, "localhost", true))
+        s:send("still\n")
+        ngx.say("after: ", s:receive())
+        s:close()   -- its handler ends; the script ends when the last handler does
+        srv:close()
+    """, tls_certs.server_crt, tls_certs.server_key, flags=trust(tls_certs), timeout=60)
+    assert "ok 20" in out
+    assert "plain: nil" in out
+    assert "after: STILL" in out
+
+
+def test_tls_handshake_timeout_on_server(run_lua_ok, tls_certs):
+    out = run_lua_ok(r"""
+        local cosocket = require "cosocket"
+        local handled = 0
+        local srv = assert(cosocket.listen{ host = "127.0.0.1", port = 0,
+            ssl = { cert = arg[1], key = arg[2], handshake_timeout = 200 },
+            handler = function(sock) handled = handled + 1 end })
+        local s = ngx.socket.tcp(); s:settimeout(3000)
+        assert(s:connect("127.0.0.1", srv:port()))
+        -- say nothing: the server gives up after 200 ms and closes
+        local t0 = ngx.now()
+        local d, err = s:receive()
+        ngx.update_time()
+        ngx.say(tostring(d), " ", err, " ", ngx.now() - t0 < 1.5, " handled ", handled)
+        srv:close()
+    """, tls_certs.server_crt, tls_certs.server_key, flags=trust(tls_certs))
+    assert "nil closed true handled 0" in out
+
+
+def test_tls_redis_server_example_with_redis_cli_and_benchmark(server, tls_certs):
+    srv = server(file=REDIS_SERVER, args=[0, "127.0.0.1", tls_certs.server_crt, tls_certs.server_key])
+    port = srv.port()
+    tls = ["--tls", "--cacert", tls_certs.ca, "--sni", "localhost"]
+
+    def cli(*args):
+        r = subprocess.run(["redis-cli", *tls, "-p", str(port), *args], capture_output=True, text=True,
+                           timeout=10)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+    assert cli("PING") == "PONG\n"
+    assert cli("SET", "tlskey", "v a l") == "OK\n"
+    assert cli("GET", "tlskey") == "v a l\n"
+    assert cli("INCR", "tlsn") == "1\n"
+    r = subprocess.run(["redis-benchmark", *tls, "-p", str(port), "-t", "set,get", "-n", "5000", "-c", "20",
+                        "-q", "-P", "4"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    rates = {}
+    for line in r.stdout.replace("\r", "\n").splitlines():
+        if ":" in line and "requests per second" in line:
+            name, _, rest = line.partition(":")
+            rates[name.strip()] = float(rest.split()[0])
+    assert set(rates) == {"SET", "GET"}, r.stdout
+    assert all(v > 0 for v in rates.values()), rates
+    assert cli("EXISTS", "key:__rand_int__") == "1\n"
+    assert srv.stop() == 0
+    assert "[error]" not in srv.err, srv.err

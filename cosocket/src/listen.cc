@@ -22,6 +22,7 @@
 #include "resolver.h"
 #include "runtime.h"
 #include "sockets.h"
+#include "tls.h"
 
 namespace cosocket {
 
@@ -36,9 +37,20 @@ constexpr size_t kMaxDatagram = 65536;
 // The Lua side of a connection's light thread: runs the handler, logs its error with a
 // traceback, and closes the socket unless the handler did (or a child still uses it).
 const char* const kRunHandler = R"(
-local traceback, log_err = ...
+local traceback, log_err, log_info = ...
 local xpcall, tostring = xpcall, tostring
-return function(handler, sock, peer)
+return function(handler, sock, peer, ssl_ctx, ssl_timeout)
+    if ssl_ctx then
+        -- TLS servers handshake before the handler runs, on their own timeout
+        sock:settimeout(ssl_timeout)
+        local ok, err = sock:sslaccept(ssl_ctx)
+        sock:settimeout(0)
+        if not ok then
+            log_info("SSL handshake with " .. peer .. " failed: " .. tostring(err))
+            sock:close()
+            return
+        end
+    end
     local ok, err = xpcall(handler, traceback, sock, peer)
     sock:close()
     if not ok then
@@ -53,6 +65,11 @@ int l_log_err(lua_State* L) {
   return 0;
 }
 
+int l_log_info(lua_State* L) {
+  log_message(kInfo, luaL_checkstring(L, 1));
+  return 0;
+}
+
 void push_run_handler(lua_State* L) {
   lua_pushlightuserdata(L, &kRunHandlerKey);
   lua_rawget(L, LUA_REGISTRYINDEX);
@@ -63,7 +80,8 @@ void push_run_handler(lua_State* L) {
   lua_getfield(L, -1, "traceback");
   lua_remove(L, -2);
   lua_pushcfunction(L, l_log_err);
-  lua_call(L, 2, 1);
+  lua_pushcfunction(L, l_log_info);
+  lua_call(L, 3, 1);
   lua_pushlightuserdata(L, &kRunHandlerKey);
   lua_pushvalue(L, -2);
   lua_rawset(L, LUA_REGISTRYINDEX);
@@ -124,6 +142,8 @@ struct Server {
   int max_connections = 0;
   int live = 0;         // handlers running
   int handler_ref = LUA_NOREF;
+  int ssl_ref = LUA_NOREF;   // the server context of a TLS server
+  long ssl_timeout = 0;
   int self_ref = LUA_NOREF;  // the userdata, pinned while listening
   uint64_t hold = 0;
   bool paused = false;
@@ -149,6 +169,8 @@ void close_server(Server* s) {
   lua_State* L = runtime().L();
   luaL_unref(L, LUA_REGISTRYINDEX, s->handler_ref);
   s->handler_ref = LUA_NOREF;
+  luaL_unref(L, LUA_REGISTRYINDEX, s->ssl_ref);
+  s->ssl_ref = LUA_NOREF;
   luaL_unref(L, LUA_REGISTRYINDEX, s->self_ref);
   s->self_ref = LUA_NOREF;
   uint64_t h = s->hold;
@@ -164,14 +186,20 @@ void spawn_handler(const std::shared_ptr<Server>& sp, int fd, const std::string&
   lua_rawgeti(L, LUA_REGISTRYINDEX, s->handler_ref);
   push_accepted_tcp(L, fd, s->is_unix);
   lua_pushlstring(L, peer.data(), peer.size());
+  int nargs = 3;
+  if (s->ssl_ref != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->ssl_ref);
+    lua_pushinteger(L, s->ssl_timeout);
+    nargs = 5;
+  }
   Scheduler& sc = runtime().sched();
-  LuaThread* t = sc.create(L, 3, ThreadKind::user, 0);
+  LuaThread* t = sc.create(L, nargs, ThreadKind::user, 0);
   ++s->live;
   std::weak_ptr<Server> w = sp;
   t->on_finish = [w] {
     if (auto p = w.lock()) --p->live;
   };
-  sc.post(t, 3);
+  sc.post(t, nargs);
   lua_settop(L, top);
 }
 
@@ -347,8 +375,33 @@ int l_listen(lua_State* L) {
   lua_getfield(L, 1, "ssl");
   bool ssl = !lua_isnil(L, -1);
   if (ssl && !lua_istable(L, -1)) return luaL_error(L, "%s: \"ssl\" must be a table", fn);
+  std::shared_ptr<SSL_CTX> ssl_ctx;
+  long ssl_timeout = 0;
+  if (ssl) {
+    // ssl = { cert = PEM text or file, key = PEM text or file, handshake_timeout = ms }
+    int t = lua_gettop(L);
+    std::string pem[2];
+    const char* names[2] = {"cert", "key"};
+    for (int k = 0; k < 2; ++k) {
+      lua_getfield(L, t, names[k]);
+      if (lua_type(L, -1) != LUA_TSTRING) return luaL_error(L, "%s: \"ssl.%s\" must be a string (PEM or a file)", fn, names[k]);
+      size_t n;
+      const char* p = lua_tolstring(L, -1, &n);
+      pem[k].assign(p, n);
+      lua_pop(L, 1);
+    }
+    lua_getfield(L, t, "handshake_timeout");
+    if (!lua_isnil(L, -1)) {
+      if (!lua_isnumber(L, -1) || lua_tonumber(L, -1) < 0) return luaL_error(L, "%s: bad \"ssl.handshake_timeout\"", fn);
+      ssl_timeout = static_cast<long>(lua_tonumber(L, -1));
+    }
+    lua_pop(L, 1);
+    if (ssl_timeout == 0) ssl_timeout = 10000;
+    std::string err;
+    ssl_ctx = make_server_ctx(pem[0], pem[1], err);
+    if (!ssl_ctx) return push_err(L, err);
+  }
   lua_pop(L, 1);
-  if (ssl) return push_err(L, "ssl not supported yet");
   if (runtime().exiting()) return push_err(L, "process exiting");
 
   Address addr;
@@ -385,6 +438,11 @@ int l_listen(lua_State* L) {
   event_add(s->ev.get(), nullptr);
   lua_getfield(L, 1, "handler");
   s->handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  if (ssl_ctx) {
+    push_server_ctx(L, std::move(ssl_ctx));
+    s->ssl_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    s->ssl_timeout = ssl_timeout;
+  }
   s->self_ref = pin(L, -1);
   std::weak_ptr<Server> w = box->s;
   s->hold = runtime().hold([w] {

@@ -1476,6 +1476,7 @@ int l_gc(lua_State* L) {
     close_sock(s);
     luaL_unref(L, LUA_REGISTRYINDEX, s->self_ref);
   } else if (s->fd >= 0) {
+    free_events(s);  // before the fd goes, or epoll is told about a closed fd
     ::close(s->fd);
     s->fd = -1;
   }
