@@ -2,8 +2,19 @@
 
 #include <cstring>
 #include <sys/uio.h>
+#include <unistd.h>
 
 namespace cosocket {
+
+namespace {
+constexpr size_t kScratch = 65536;
+constexpr size_t kMinStorage = 4096;
+}  // namespace
+
+char* Buffer::scratch() {
+  static char area[kScratch];  // one event loop per process: one buffer borrows at a time
+  return area;
+}
 
 void Buffer::consume(size_t n) {
   if (n > size()) n = size();
@@ -12,7 +23,37 @@ void Buffer::consume(size_t n) {
   if (rpos_ == wpos_) rpos_ = wpos_ = 0;
 }
 
+void Buffer::clear() {
+  rpos_ = wpos_ = 0;
+  borrowed_ = false;
+  std::vector<char>().swap(buf_);
+}
+
+void Buffer::own() {
+  size_t n = size();
+  std::vector<char> mine(n > kMinStorage ? n : kMinStorage);
+  std::memcpy(mine.data(), scratch() + rpos_, n);
+  buf_.swap(mine);
+  rpos_ = 0;
+  wpos_ = n;
+  borrowed_ = false;
+}
+
+void Buffer::settle() {
+  if (borrowed_) {
+    if (empty()) {
+      borrowed_ = false;
+      rpos_ = wpos_ = 0;
+    } else {
+      own();
+    }
+  } else if (empty() && !buf_.empty()) {
+    std::vector<char>().swap(buf_);
+  }
+}
+
 void Buffer::ensure_writable(size_t n) {
+  if (borrowed_) own();
   if (buf_.size() - wpos_ >= n) return;
   if (rpos_ > 0 && buf_.size() - size() >= n) {  // compact before growing
     std::memmove(buf_.data(), buf_.data() + rpos_, size());
@@ -21,7 +62,7 @@ void Buffer::ensure_writable(size_t n) {
     return;
   }
   size_t want = wpos_ + n;
-  size_t cap = buf_.size() < 4096 ? 4096 : buf_.size();
+  size_t cap = buf_.size() < kMinStorage ? kMinStorage : buf_.size();
   while (cap < want) cap *= 2;
   buf_.resize(cap);
 }
@@ -32,7 +73,40 @@ void Buffer::append(const char* p, size_t n) {
   wpos_ += n;
 }
 
+ssize_t Buffer::read_with(ssize_t (*fn)(void*, char*, size_t), void* ctx) {
+  if (!borrowed_ && buf_.empty()) {
+    borrowed_ = true;
+    rpos_ = wpos_ = 0;
+  }
+  if (borrowed_ && wpos_ == kScratch) own();
+  char* p;
+  size_t room;
+  if (borrowed_) {
+    p = scratch() + wpos_;
+    room = kScratch - wpos_;
+  } else {
+    ensure_writable(16384);
+    p = buf_.data() + wpos_;
+    room = buf_.size() - wpos_;
+  }
+  ssize_t n = fn(ctx, p, room);
+  if (n > 0) wpos_ += static_cast<size_t>(n);
+  return n;
+}
+
 ssize_t Buffer::read_fd(int fd) {
+  if (!borrowed_ && buf_.empty()) {  // no storage: read into the scratch area
+    borrowed_ = true;
+    rpos_ = wpos_ = 0;
+  }
+  if (borrowed_) {
+    if (wpos_ < kScratch) {
+      ssize_t n = ::read(fd, scratch() + wpos_, kScratch - wpos_);
+      if (n > 0) wpos_ += static_cast<size_t>(n);
+      return n;
+    }
+    own();
+  }
   char extra[65536];
   ensure_writable(4096);
   size_t writable = buf_.size() - wpos_;

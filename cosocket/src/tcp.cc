@@ -350,18 +350,16 @@ int until_step(lua_State* L, TcpSock* s) {
 
 // One read from the connection into the buffer: >0 bytes, 0 at EOF, -1 with errno
 // (EAGAIN when it must wait; for TLS, read_wants_write says which event).
+ssize_t ssl_read_some(void* ctx, char* p, size_t room) {
+  if (room > 65536) room = 65536;
+  return SSL_read(static_cast<SSL*>(ctx), p, static_cast<int>(room));
+}
+
 ssize_t sock_read(TcpSock* s) {
   if (!s->ssl) return s->rbuf.read_fd(s->fd);
-  Buffer& b = s->rbuf;
-  char* p = b.prepare(16384);
-  size_t room = b.room();
-  if (room > 65536) room = 65536;
-  int n = SSL_read(s->ssl.get(), p, static_cast<int>(room));
-  if (n > 0) {
-    b.commit(static_cast<size_t>(n));
-    return n;
-  }
-  int e = SSL_get_error(s->ssl.get(), n);
+  ssize_t n = s->rbuf.read_with(ssl_read_some, s->ssl.get());
+  if (n > 0) return n;
+  int e = SSL_get_error(s->ssl.get(), static_cast<int>(n));
   switch (e) {
     case SSL_ERROR_ZERO_RETURN:
       return 0;
@@ -390,7 +388,15 @@ ssize_t sock_read(TcpSock* s) {
 
 // Tries to finish the read operation from the buffer and the socket: values pushed, or
 // -1 when it must wait for the socket to become readable.
+int try_read_buffered(lua_State* L, TcpSock* s);
+
 int try_read(lua_State* L, TcpSock* s) {
+  int n = try_read_buffered(L, s);
+  s->rbuf.settle();  // before the loop runs again (no buffer memory while idle)
+  return n;
+}
+
+int try_read_buffered(lua_State* L, TcpSock* s) {
   Buffer& b = s->rbuf;
   for (;;) {
     switch (s->rkind) {

@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -257,6 +258,70 @@ TEST(Buffer, ReadFdBadFdReturnsMinusOne) {
   EXPECT_EQ(-1, b.read_fd(-1));
   EXPECT_EQ(EBADF, errno);
   EXPECT_TRUE(b.empty());
+}
+
+// A read consumed at once allocates nothing; what is left is kept in storage of its own
+// after settle(), and storage that becomes empty is freed again.
+TEST(BufferTest, IdleBufferOwnsNoStorage) {
+  SocketPair sp;
+  Buffer b;
+  write_all(sp.fds[1], "hello world");
+  ASSERT_EQ(11, b.read_fd(sp.fds[0]));
+  EXPECT_EQ(0u, b.capacity());  // borrowed
+  EXPECT_EQ("hello", std::string(b.data(), 5));
+  b.consume(5);
+  b.settle();  // " world" is left: copied into storage of its own
+  EXPECT_GE(b.capacity(), 6u);
+  EXPECT_EQ(" world", std::string(b.view()));
+  write_all(sp.fds[1], "!!");
+  ASSERT_EQ(2, b.read_fd(sp.fds[0]));  // appended to the owned bytes
+  EXPECT_EQ(" world!!", std::string(b.view()));
+  b.consume(8);
+  EXPECT_EQ(13u, b.consumed_total());
+  b.settle();
+  EXPECT_EQ(0u, b.capacity());  // empty: freed
+}
+
+TEST(BufferTest, BorrowedReadsAccumulate) {
+  SocketPair sp;
+  Buffer b;
+  write_all(sp.fds[1], "abc");
+  ASSERT_EQ(3, b.read_fd(sp.fds[0]));
+  write_all(sp.fds[1], "def");
+  ASSERT_EQ(3, b.read_fd(sp.fds[0]));  // still borrowed, after the first bytes
+  EXPECT_EQ("abcdef", std::string(b.view()));
+  b.append("gh", 2);  // writing makes it owned, the bytes kept
+  EXPECT_EQ("abcdefgh", std::string(b.view()));
+  EXPECT_GE(b.capacity(), 8u);
+  b.consume(8);
+  b.settle();
+  EXPECT_EQ(0u, b.capacity());
+  // a borrowed buffer that settles empty stays without storage
+  write_all(sp.fds[1], "x");
+  ASSERT_EQ(1, b.read_fd(sp.fds[0]));
+  b.consume(1);
+  b.settle();
+  EXPECT_EQ(0u, b.capacity());
+  EXPECT_TRUE(b.empty());
+}
+
+TEST(BufferTest, ReadWithCallback) {
+  Buffer b;
+  auto fill = [](void* ctx, char* p, size_t room) -> ssize_t {
+    const std::string* src = static_cast<const std::string*>(ctx);
+    size_t n = std::min(room, src->size());
+    memcpy(p, src->data(), n);
+    return static_cast<ssize_t>(n);
+  };
+  std::string src = "payload";
+  ASSERT_EQ(7, b.read_with(fill, &src));
+  EXPECT_EQ("payload", std::string(b.view()));
+  b.settle();
+  EXPECT_EQ("payload", std::string(b.view()));
+  ASSERT_EQ(7, b.read_with(fill, &src));  // owned now: appended
+  EXPECT_EQ("payloadpayload", std::string(b.view()));
+  b.clear();
+  EXPECT_EQ(0u, b.capacity());
 }
 
 }  // namespace
