@@ -196,9 +196,9 @@ void spawn_handler(const std::shared_ptr<Server>& sp, int fd, const std::string&
   LuaThread* t = sc.create(L, nargs, ThreadKind::user, 0);
   ++s->live;
   std::weak_ptr<Server> w = sp;
-  t->on_finish = [w] {
+  t->set_on_finish([w] {
     if (auto p = w.lock()) --p->live;
-  };
+  });
   sc.post(t, nargs);
   lua_settop(L, top);
 }

@@ -47,13 +47,7 @@ int l_sleep(lua_State* L) {
     s.post(cur, 0);
     return yield_op(L);
   }
-  uint64_t id = cur->id;
-  auto timer = std::make_shared<Timer>(runtime().base(), ms, [id] {
-    Scheduler& sc = runtime().sched();
-    LuaThread* t = sc.find(id);
-    if (t && t->state == ThreadState::waiting) sc.resume(t, 0);
-  });
-  s.suspend(cur, [timer] {});
+  s.wake_after(cur, ms, WakeKind::sleep);
   return yield_op(L);
 }
 
@@ -62,20 +56,12 @@ int l_sleep(lua_State* L) {
 int l_park(lua_State* L) {
   LuaThread* cur = current_or_error(L);
   Scheduler& s = runtime().sched();
-  std::shared_ptr<Timer> timer;
   if (!lua_isnoneornil(L, 1)) {
     long ms = static_cast<long>(luaL_checknumber(L, 1));
-    uint64_t id = cur->id;
-    timer = std::make_shared<Timer>(runtime().base(), ms < 0 ? 0 : ms, [id] {
-      Scheduler& sc = runtime().sched();
-      LuaThread* t = sc.find(id);
-      if (!t || !t->parked || t->state != ThreadState::waiting) return;
-      lua_pushnil(t->co);
-      lua_pushliteral(t->co, "timeout");
-      sc.resume(t, 2);
-    });
+    s.wake_after(cur, ms < 0 ? 0 : ms, WakeKind::park_timeout);
+  } else {
+    s.suspend(cur, [] {});
   }
-  s.suspend(cur, [timer] {});
   cur->parked = true;
   return yield_op(L);
 }
@@ -91,7 +77,8 @@ int l_wake(lua_State* L) {
     return 1;
   }
   t->parked = false;
-  t->cancel = nullptr;  // drops the timeout timer
+  s.cancel_wake(t);  // its timeout
+  t->cancel = nullptr;
   int n = lua_gettop(L) - 1;
   lua_xmove(L, t->co, n);
   s.post(t, n);

@@ -358,7 +358,7 @@ void Repl::start_thread(int nargs) {
   line_ = t->id;
   line_done_ = false;
   state_ = State::running;
-  t->on_finish = [this, t] { line_finished(t); };
+  t->set_on_finish([this, t] { line_finished(t); });
   sched.post(t, nargs);
 }
 

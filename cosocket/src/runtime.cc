@@ -308,7 +308,7 @@ void Runtime::fire_timer(PendingTimer* pt, bool premature) {
   }
   LuaThread* t = sched_->create(L_, n + 1, ThreadKind::timer, 0);
   ++running_timers_;
-  t->on_finish = [this] { --running_timers_; };
+  t->set_on_finish([this] { --running_timers_; });
   sched_->post(t, n + 1);
 }
 

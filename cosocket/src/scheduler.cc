@@ -21,24 +21,36 @@ LuaThread* Scheduler::create(lua_State* L, int nargs, ThreadKind kind, uint64_t 
   int ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_xmove(L, co, nargs + 1);
   auto t = std::make_unique<LuaThread>();
-  t->id = next_id_++;
+  uint32_t slot;
+  if (!free_slots_.empty()) {
+    slot = free_slots_.back();
+    free_slots_.pop_back();
+  } else {
+    slot = static_cast<uint32_t>(slots_.size());
+    slots_.emplace_back();
+    gens_.push_back(0);
+  }
+  if (++gens_[slot] == 0) ++gens_[slot];
+  t->id = (static_cast<uint64_t>(gens_[slot]) << 32) | slot;
   t->co = co;
   t->ref = ref;
   t->kind = kind;
   t->parent = parent;
   LuaThread* raw = t.get();
   by_co_[co] = raw->id;
-  threads_[raw->id] = std::move(t);
+  slots_[slot] = std::move(t);
   if (kind == ThreadKind::user) {
-    if (LuaThread* p = find(parent)) p->children.push_back(raw->id);
+    if (LuaThread* p = find(parent)) p->fam().children.push_back(raw->id);
   }
   ++alive_;
   return raw;
 }
 
 LuaThread* Scheduler::find(uint64_t id) const {
-  auto it = threads_.find(id);
-  return it == threads_.end() ? nullptr : it->second.get();
+  uint64_t slot = id & 0xffffffffu;
+  if (slot >= slots_.size()) return nullptr;
+  LuaThread* t = slots_[slot].get();
+  return t && t->id == id ? t : nullptr;
 }
 
 LuaThread* Scheduler::find(lua_State* co) const {
@@ -144,14 +156,16 @@ void Scheduler::finish(LuaThread* t, bool ok) {
   orphan_children(t);
   if (t->on_finish) {
     auto fn = std::move(t->on_finish);
-    fn();
+    (*fn)();
   }
   if (t->kind == ThreadKind::user && t->parent) {
     LuaThread* p = find(t->parent);
     if (p) {
       if (p->state == ThreadState::waiting &&
-          std::find(p->waiting_on.begin(), p->waiting_on.end(), t->id) != p->waiting_on.end()) {
-        p->waiting_on.clear();
+          p->family &&
+          std::find(p->family->waiting_on.begin(), p->family->waiting_on.end(), t->id) !=
+              p->family->waiting_on.end()) {
+        p->family->waiting_on.clear();
         p->cancel = nullptr;
         lua_pushboolean(p->co, ok);
         int n = lua_gettop(co);
@@ -172,13 +186,14 @@ void Scheduler::finish(LuaThread* t, bool ok) {
 // A thread is gone: its zombie children can no longer be waited for, the running ones
 // carry on without a parent.
 void Scheduler::orphan_children(LuaThread* t) {
-  for (uint64_t cid : t->children) {
+  if (!t->family) return;
+  for (uint64_t cid : t->family->children) {
     if (LuaThread* c = find(cid)) {
       if (c->state == ThreadState::zombie) release(c);
       else c->parent = 0;
     }
   }
-  t->children.clear();
+  t->family->children.clear();
 }
 
 void Scheduler::release(LuaThread* t) {
@@ -186,7 +201,9 @@ void Scheduler::release(LuaThread* t) {
   luaL_unref(L_, LUA_REGISTRYINDEX, t->ref);
   luaL_unref(L_, LUA_REGISTRYINDEX, t->results_ref);
   by_co_.erase(t->co);
-  threads_.erase(t->id);  // t is gone
+  uint32_t slot = static_cast<uint32_t>(t->id & 0xffffffffu);
+  slots_[slot].reset();  // t is gone
+  free_slots_.push_back(slot);
   if (alive_ == 0 && on_idle) on_idle();
 }
 
@@ -204,7 +221,7 @@ void Scheduler::kill(LuaThread* t) {
   orphan_children(t);
   if (t->on_finish) {
     auto fn = std::move(t->on_finish);
-    fn();
+    (*fn)();
   }
   release(t);
 }
@@ -282,8 +299,8 @@ int Scheduler::l_wait(lua_State* L) {
     }
     ids.push_back(t->id);
   }
-  cur->waiting_on = std::move(ids);
-  s.suspend(cur, [cur] { cur->waiting_on.clear(); });
+  cur->fam().waiting_on = std::move(ids);
+  s.suspend(cur, [cur] { cur->family->waiting_on.clear(); });
   lua_pushlightuserdata(L, &kYieldSentinel);
   return lua_yield(L, 1);
 }
@@ -315,6 +332,95 @@ int Scheduler::l_kill(lua_State* L) {
   s.kill(t);
   lua_pushinteger(L, 1);
   return 1;
+}
+
+// ---- the wake-up queue ---------------------------------------------------------
+
+namespace {
+int64_t mono_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+}  // namespace
+
+void Scheduler::wake_after(LuaThread* t, long ms, WakeKind kind) {
+  if (t->wake_seq) cancel_wake(t);
+  uint32_t seq = next_wake_seq_++;
+  if (seq == 0) seq = next_wake_seq_++;  // 0 means "not queued"
+  Wake w{mono_ms() + (ms < 0 ? 0 : ms), t->id, seq, kind};
+  wakes_.push_back(w);
+  std::push_heap(wakes_.begin(), wakes_.end(), later);
+  t->wake_seq = w.seq;
+  ++live_wakes_;
+  suspend(t, [this, t] { cancel_wake(t); });
+  arm_wake_timer();
+}
+
+void Scheduler::cancel_wake(LuaThread* t) {
+  if (!t->wake_seq) return;
+  t->wake_seq = 0;
+  --live_wakes_;
+  if (live_wakes_ == 0) {
+    wakes_.clear();
+  } else if (wakes_.size() > 1024 && wakes_.size() > 4 * live_wakes_) {
+    // many cancelled sleeps (threads killed early): keep only the live entries
+    std::vector<Wake> keep;
+    keep.reserve(live_wakes_ * 2);
+    for (const Wake& w : wakes_) {
+      LuaThread* o = find(w.id);
+      if (o && o->wake_seq == w.seq) keep.push_back(w);
+    }
+    std::make_heap(keep.begin(), keep.end(), later);
+    wakes_.swap(keep);
+  }
+  arm_wake_timer();
+}
+
+void Scheduler::arm_wake_timer() {
+  if (!wake_ev_) wake_ev_ = {evtimer_new(base_, &Scheduler::on_wake_timer, this), event_free};
+  if (live_wakes_ == 0) {
+    if (armed_due_ >= 0) evtimer_del(wake_ev_.get());
+    armed_due_ = -1;
+    return;
+  }
+  int64_t due = wakes_.front().due;
+  if (due == armed_due_) return;
+  int64_t left = due - mono_ms();
+  if (left < 0) left = 0;
+  timeval tv{static_cast<time_t>(left / 1000), static_cast<suseconds_t>((left % 1000) * 1000)};
+  evtimer_add(wake_ev_.get(), &tv);
+  armed_due_ = due;
+}
+
+void Scheduler::on_wake_timer(int, short, void* arg) {
+  auto* self = static_cast<Scheduler*>(arg);
+  self->armed_due_ = -1;
+  self->fire_wakes();
+}
+
+void Scheduler::fire_wakes() {
+  int64_t now = mono_ms();
+  while (!wakes_.empty() && wakes_.front().due <= now) {
+    std::pop_heap(wakes_.begin(), wakes_.end(), later);
+    Wake w = wakes_.back();
+    wakes_.pop_back();
+    LuaThread* t = find(w.id);
+    if (!t || t->wake_seq != w.seq) continue;  // cancelled
+    t->wake_seq = 0;
+    --live_wakes_;
+    if (t->state != ThreadState::waiting) continue;
+    if (w.kind == WakeKind::park_timeout) {
+      if (!t->parked) continue;
+      lua_pushnil(t->co);
+      lua_pushliteral(t->co, "timeout");
+      resume(t, 2);
+    } else {
+      resume(t, 0);
+    }
+  }
+  if (live_wakes_ == 0) wakes_.clear();
+  arm_wake_timer();
 }
 
 }  // namespace cosocket

@@ -21,25 +21,42 @@ namespace cosocket {
 // Light userdata that a C function yields to say "parked on an operation".
 extern char kYieldSentinel;
 
-enum class ThreadKind { entry, user, timer };
-enum class ThreadState { ready, running, waiting, zombie, dead };
+enum class ThreadKind : uint8_t { entry, user, timer };
+enum class ThreadState : uint8_t { ready, running, waiting, zombie, dead };
 
+// The rarely used part of a light thread, allocated when it spawns or waits.
+struct ThreadFamily {
+  std::vector<uint64_t> waiting_on;  // wait(): the children it waits for
+  std::vector<uint64_t> children;    // user threads it spawned (ids; stale ids are skipped)
+};
+
+// Kept small: a process may hold many thousands of parked threads.
 struct LuaThread {
   uint64_t id = 0;
   lua_State* co = nullptr;
+  uint64_t parent = 0;               // user threads: the spawning thread's id
+  uint64_t wake_seq = 0;             // its entry in the wake-up queue (0: none)
   int ref = LUA_NOREF;               // pins the coroutine in the registry
+  int ready_nargs = 0;               // values on co's stack for a posted resume
+  int results_ref = LUA_NOREF;       // zombie: table {n=..., ...} of results or the error
   ThreadKind kind = ThreadKind::user;
   ThreadState state = ThreadState::ready;
-  uint64_t parent = 0;               // user threads: the spawning thread's id
-  int ready_nargs = 0;               // values on co's stack for a posted resume
-  std::function<void()> cancel;      // undoes the pending operation (kill, shutdown)
   bool parked = false;               // waiting in park(): wake() may resume it
-  std::vector<uint64_t> waiting_on;  // wait(): the children it waits for
   bool ok = true;                    // how it ended (zombie)
-  int results_ref = LUA_NOREF;       // zombie: table {n=..., ...} of results or the error
-  std::function<void()> on_finish;   // timers: bookkeeping when the thread ends
-  std::vector<uint64_t> children;    // user threads it spawned (ids; stale ids are skipped)
+  std::function<void()> cancel;      // undoes the pending operation (kill, shutdown)
+  // timers, servers: bookkeeping when the thread ends (boxed: most threads have none)
+  std::unique_ptr<std::function<void()>> on_finish;
+  void set_on_finish(std::function<void()> fn) { on_finish = std::make_unique<std::function<void()>>(std::move(fn)); }
+  std::unique_ptr<ThreadFamily> family;
+  ThreadFamily& fam() {
+    if (!family) family = std::make_unique<ThreadFamily>();
+    return *family;
+  }
 };
+
+// How a thread is woken from the wake-up queue: ngx.sleep returns nothing, a park()
+// that timed out returns nil, "timeout".
+enum class WakeKind : uint8_t { sleep, park_timeout };
 
 class Scheduler {
  public:
@@ -63,6 +80,12 @@ class Scheduler {
   void suspend(LuaThread* t, std::function<void()> cancel);
   // Drops a thread: cancels its pending operation, never resumes it again.
   void kill(LuaThread* t);
+  // The wake-up queue (ngx.sleep, park timeouts): one min-heap and one libevent timer
+  // for all threads, 24 bytes a sleeper instead of an event and a closure each. Equal
+  // deadlines wake in the order they were set. wake_after() suspends t with a cancel
+  // hook that takes it out of the queue.
+  void wake_after(LuaThread* t, long ms, WakeKind kind);
+  void cancel_wake(LuaThread* t);
   size_t alive() const { return alive_; }
   void init_dead_table();
   // ngx.thread.spawn / wait / kill
@@ -87,15 +110,34 @@ class Scheduler {
  private:
   void drain();
   static void on_posted(int, short, void* arg);
+  struct Wake {    // 24 bytes
+    int64_t due;    // monotonic ms
+    uint64_t id;
+    uint32_t seq;   // ties between equal deadlines: FIFO
+    WakeKind kind;
+  };
+  static bool later(const Wake& a, const Wake& b) {
+    return a.due != b.due ? a.due > b.due : static_cast<int32_t>(a.seq - b.seq) > 0;
+  }
+  static void on_wake_timer(int, short, void* arg);
+  void arm_wake_timer();
+  void fire_wakes();
+  std::vector<Wake> wakes_;  // min-heap by (due, seq); cancelled entries linger until popped
+  size_t live_wakes_ = 0;
+  uint32_t next_wake_seq_ = 1;
+  int64_t armed_due_ = -1;
+  std::unique_ptr<event, void (*)(event*)> wake_ev_{nullptr, nullptr};
 
   lua_State* L_;
   event_base* base_;
   std::unique_ptr<event, void (*)(event*)> post_ev_;
-  std::unordered_map<uint64_t, std::unique_ptr<LuaThread>> threads_;
+  // Threads by slot; an id is (generation << 32 | slot), so a stale id finds nothing.
+  std::vector<std::unique_ptr<LuaThread>> slots_;
+  std::vector<uint32_t> gens_;
+  std::vector<uint32_t> free_slots_;
   std::unordered_map<lua_State*, uint64_t> by_co_;
   std::deque<uint64_t> posted_;
   LuaThread* current_ = nullptr;
-  uint64_t next_id_ = 1;
   size_t alive_ = 0;
   int dead_ref_ = LUA_NOREF;
 };
