@@ -238,3 +238,57 @@ def start_redis_tls(certs):
                               "--tls-ca-cert-file", certs.ca, "--tls-auth-clients", "optional"])
         services._wait(svc, lambda: redis_tls_ping(tls_port, certs.ca))
     return services._launch("redis-tls", build)
+
+
+# --------------------------------------------------------------------------
+# more TLS servers for the driver tests (redis with client certificates required,
+# memcached -Z, MariaDB with --ssl-*)
+
+def tls_roundtrip(port, ca, request, end, client=None):
+    """Sends request over a verified TLS connection; True when the answer contains end."""
+    ctx = ssl.create_default_context(cafile=ca)
+    if client:
+        ctx.load_cert_chain(*client)
+    try:
+        with socket.create_connection((HOST, port), timeout=1) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                s.sendall(request)
+                data = b""
+                while end not in data:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                return end in data
+    except OSError:
+        return False
+
+
+def start_redis_mtls(certs):
+    """redis-server whose TLS port (svc.tls_port) requires a client certificate signed by
+    the test CA (tls-auth-clients yes); plain port svc.port."""
+    tls_port = services.free_port()
+
+    def build(svc):
+        svc.tls_port = tls_port
+        services._spawn(svc, [services.which("redis-server"), "--bind", HOST, "--port", str(svc.port),
+                              "--tls-port", str(tls_port), "--dir", svc.dir, "--daemonize", "no",
+                              "--save", "", "--appendonly", "no",
+                              "--tls-cert-file", certs.server_crt, "--tls-key-file", certs.server_key,
+                              "--tls-ca-cert-file", certs.ca, "--tls-auth-clients", "yes"])
+        services._wait(svc, lambda: tls_roundtrip(tls_port, certs.ca, b"PING\r\n", b"+PONG",
+                                                  client=(certs.client_crt, certs.client_key)))
+    return services._launch("redis-mtls", build)
+
+
+def start_memcached_tls(certs):
+    """memcached -Z on svc.port (TLS only, one-way: no client certificate asked)."""
+    def build(svc):
+        argv = [services.which("memcached"), "-l", HOST, "-p", str(svc.port), "-U", "0", "-m", "64",
+                "-Z", "-o", f"ssl_chain_cert={certs.server_crt},ssl_key={certs.server_key}"]
+        if os.geteuid() == 0:
+            argv += ["-u", "root"]
+        services._spawn(svc, argv)
+        services._wait(svc, lambda: tls_roundtrip(svc.port, certs.ca, b"version\r\n", b"\r\n"))
+    import signal
+    return services._launch("memcached-tls", build, stop_signal=signal.SIGKILL)
