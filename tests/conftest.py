@@ -326,3 +326,15 @@ def memcached_tls(tls_certs):
     svc = _tls_service("memcached with TLS", tlsenv.start_memcached_tls, tls_certs)
     yield svc
     svc.stop()
+
+
+@pytest.fixture(scope="session")
+def mariadb_tls(tls_certs):
+    """mariadbd with TLS (--ssl-ca/--ssl-cert/--ssl-key from tls_certs): .port .path,
+    database testdb, users native/nativepw, edu/edpw, sslonly/sslpw (REQUIRE SSL),
+    x509user/x509pw (REQUIRE X509)."""
+    import tlsenv
+    svc = _tls_service("MariaDB with TLS", tlsenv.start_mariadb_tls, tls_certs)
+    svc.database = services.MARIADB_DATABASE
+    yield svc
+    svc.stop()

@@ -292,3 +292,49 @@ def start_memcached_tls(certs):
         services._wait(svc, lambda: tls_roundtrip(svc.port, certs.ca, b"version\r\n", b"\r\n"))
     import signal
     return services._launch("memcached-tls", build, stop_signal=signal.SIGKILL)
+
+
+MARIADB_TLS_SQL = b"""
+CREATE USER 'sslonly'@'%' IDENTIFIED BY 'sslpw' REQUIRE SSL;
+CREATE USER 'x509user'@'%' IDENTIFIED BY 'x509pw' REQUIRE X509;
+GRANT ALL ON testdb.* TO 'sslonly'@'%', 'x509user'@'%';
+"""
+
+
+def start_mariadb_tls(certs):
+    """mariadbd with --ssl-ca/--ssl-cert/--ssl-key (TCP svc.port + unix svc.path), the users of
+    tests/servers/mariadb-init.sql plus sslonly/sslpw (REQUIRE SSL) and x509user/x509pw
+    (REQUIRE X509: a client certificate signed by the test CA)."""
+    def build(svc):
+        import getpass
+        me = "root" if os.geteuid() == 0 else getpass.getuser()
+        as_root = ["--user=root"] if os.geteuid() == 0 else []
+        data = os.path.join(svc.dir, "data")
+        svc.path = os.path.join(svc.dir, "mysqld.sock")
+        r = subprocess.run([services.which("mariadb-install-db"), "--no-defaults", "--force", *as_root,
+                            f"--datadir={data}", "--skip-test-db", "--skip-name-resolve",
+                            f"--auth-root-socket-user={me}"],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=120, cwd=svc.dir)
+        if r.returncode != 0:
+            raise services.ServiceError(f"mariadb-install-db failed rc={r.returncode}:\n"
+                                        + r.stdout.decode(errors="replace")[-3000:])
+        services._spawn(svc, [services.which("mariadbd"), "--no-defaults", *as_root,
+                              f"--datadir={data}", f"--bind-address={HOST}", f"--port={svc.port}",
+                              "--skip-networking=0", f"--socket={svc.path}",
+                              f"--pid-file={svc.dir}/mysqld.pid", f"--log-error={svc.log_path}",
+                              "--skip-name-resolve", "--character-set-server=utf8mb4",
+                              "--collation-server=utf8mb4_general_ci",
+                              "--innodb-buffer-pool-size=32M", "--innodb-flush-log-at-trx-commit=0",
+                              "--innodb-doublewrite=0", f"--ssl-ca={certs.ca}",
+                              f"--ssl-cert={certs.server_crt}", f"--ssl-key={certs.server_key}"])
+        services._wait(svc, lambda: services.mysql_greeting(path=svc.path))
+        with open(os.path.join(services.SERVERS_DIR, "mariadb-init.sql"), "rb") as f:
+            sql = f.read() + MARIADB_TLS_SQL
+        r = subprocess.run([services.which("mariadb"), "--no-defaults", f"--socket={svc.path}", "-uroot"],
+                           input=sql, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+        if r.returncode != 0:
+            raise services.ServiceError("mariadb init SQL failed:\n" + r.stdout.decode(errors="replace"))
+        services.wait_until(lambda: services.mysql_greeting(svc.host, svc.port),
+                            services.START_TIMEOUT, "mariadb-tls (TCP)", svc.proc)
+    return services._launch("mariadb-tls", build)
