@@ -297,3 +297,44 @@ def redis_tls(tls_certs):
         pytest.fail(f"could not start redis-server with TLS: {e}", pytrace=False)
     yield svc
     svc.stop()
+
+
+# --------------------------------------------------------------------------
+# TLS-enabled real servers for the driver tests (tests/tlsenv.py)
+
+def _tls_service(what, start, *args):
+    try:
+        return start(*args)
+    except services.ServiceError as e:
+        pytest.fail(f"could not start {what}: {e}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def redis_mtls(tls_certs):
+    """redis-server whose TLS port .tls_port requires a client certificate (test CA)."""
+    import tlsenv
+    svc = _tls_service("redis-server with client certificates required", tlsenv.start_redis_mtls,
+                       tls_certs)
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture(scope="session")
+def memcached_tls(tls_certs):
+    """memcached -Z: TLS only on .port, the test CA's server certificate."""
+    import tlsenv
+    svc = _tls_service("memcached with TLS", tlsenv.start_memcached_tls, tls_certs)
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture(scope="session")
+def mariadb_tls(tls_certs):
+    """mariadbd with TLS (--ssl-ca/--ssl-cert/--ssl-key from tls_certs): .port .path,
+    database testdb, users native/nativepw, edu/edpw, sslonly/sslpw (REQUIRE SSL),
+    x509user/x509pw (REQUIRE X509)."""
+    import tlsenv
+    svc = _tls_service("MariaDB with TLS", tlsenv.start_mariadb_tls, tls_certs)
+    svc.database = services.MARIADB_DATABASE
+    yield svc
+    svc.stop()

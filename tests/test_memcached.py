@@ -416,7 +416,7 @@ P(m:version() ~= nil)
 P(m:sslhandshake())
 ''', memcached.port)
     assert out[:4] == ["1", "1", "1", "true"]
-    # TLS is the runtime's part 2: until it lands the driver says so (nil, err), no crash
+    # a TLS handshake with a plain memcached fails: nil, err (TLS itself: test_memcached_tls.py)
     assert out[4].startswith("nil|")
 
 

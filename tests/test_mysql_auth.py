@@ -96,10 +96,15 @@ class Sha2Server:
     "full"       caching_sha2_password, cache miss: 0x01 0x04, key request 0x02, PEM, RSA
     "sha256"     sha256_password: the client asks for the key (0x01), PEM, RSA
     "switch:P"   greets with mysql_native_password, then switches to plugin P
-    Afterwards it answers every command with OK, until COM_QUIT or EOF."""
+    Afterwards it answers every command with OK, until COM_QUIT or EOF.
+    tls: a server ssl.SSLContext; the greeting then offers CLIENT_SSL and a client's
+    SSLRequest is followed by the TLS handshake (self.tls_sessions counts them); over TLS
+    the full authentication takes the password in clear (no key request), as MySQL 8 does,
+    and "switch:mysql_clear_password" is accepted."""
 
-    def __init__(self, mode, password, key_path, pem):
+    def __init__(self, mode, password, key_path, pem, tls=None):
         self.mode, self.password, self.key_path, self.pem = mode, password, key_path, pem
+        self.tls, self.tls_sessions, self.on_tls = tls, 0, False
         self.log = []
         self.lsock = socket.socket()
         self.lsock.bind(("127.0.0.1", 0))
@@ -155,6 +160,9 @@ class Sha2Server:
         greet_plugin = b"mysql_native_password" if mode.startswith("switch:") else (
             b"sha256_password" if mode == "sha256" else b"caching_sha2_password")
         caps = 0x00000200 | 0x00008000 | 0x00080000 | 0x00020000 | 0x00010000 | 0x8 | 0x1
+        if self.tls:
+            caps |= 0x800
+        self.on_tls = False
         body = (b"\x0a8.0.99-fake\x00" + struct.pack("<I", 9) + nonce[:8] + b"\x00"
                 + struct.pack("<H", caps & 0xffff) + b"\xff" + struct.pack("<H", 2)
                 + struct.pack("<H", caps >> 16) + bytes([21]) + b"\x00" * 10 + nonce[8:] + b"\x00"
@@ -162,6 +170,12 @@ class Sha2Server:
         self.seq = -1
         self.send(c, body)
         resp = self.recv(c)
+        if self.tls and len(resp) == 32 and struct.unpack("<I", resp[:4])[0] & 0x800:
+            self.log.append(("sslrequest", self.seq))
+            c = self.tls.wrap_socket(c, server_side=True)
+            self.tls_sessions += 1
+            self.on_tls = True
+            resp = self.recv(c)
         pos = 32
         user_end = resp.index(b"\0", pos)
         user = resp[pos:user_end]
@@ -186,6 +200,13 @@ class Sha2Server:
                 return self.denied(c)
             if mode == "fast":
                 self.send(c, b"\x01\x03")
+                self.ok(c)
+            elif self.on_tls:
+                self.send(c, b"\x01\x04")
+                clear = self.recv(c)
+                self.log.append(("clear over tls", clear == self.password + b"\0"))
+                if clear != self.password + b"\0":
+                    return self.denied(c)
                 self.ok(c)
             else:
                 self.send(c, b"\x01\x04")
@@ -214,6 +235,11 @@ class Sha2Server:
                 if clear is None or xor(clear, nonce) != self.password + b"\0":
                     return self.denied(c)
             self.ok(c)
+        elif plugin == "mysql_clear_password" and self.on_tls:
+            self.log.append(("clear", auth == self.password + b"\0"))
+            if auth != self.password + b"\0":
+                return self.denied(c)
+            self.ok(c)
         else:
             return self.denied(c)
         while True:
@@ -231,8 +257,8 @@ class Sha2Server:
 def sha2_server(rsa_key):
     servers = []
 
-    def make(mode, password=b"s3cr\xc3\xa9t"):
-        s = Sha2Server(mode, password, *rsa_key)
+    def make(mode, password=b"s3cr\xc3\xa9t", tls=None):
+        s = Sha2Server(mode, password, *rsa_key, tls=tls)
         servers.append(s)
         return s
     yield make
@@ -302,3 +328,42 @@ end
                    "nil|failed to send query: cannot send query in the current context: nil"]
     # the password never went out in clear
     assert not any(b"pw" in bytes.fromhex(e[2]) for e in clear.log if e[0] == "switched")
+
+
+# ---------------------------------------------------------------------------------------
+# over TLS (ssl = true): SSLRequest, the handshake, then the password in clear
+
+@pytest.mark.parametrize("mode", ["full", "switch:caching_sha2_password", "switch:mysql_clear_password",
+                                  "fast"])
+def test_full_auth_and_clear_password_over_tls(run_lua_ok, sha2_server, tls_certs, mode):
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(tls_certs.server_crt, tls_certs.server_key)
+    srv = sha2_server(mode, tls=ctx)
+    out = lua(run_lua_ok, r'''
+local mysql = require "resty.mysql"
+for _, pw in ipairs { "s3cr\195\169t", "wrong" } do
+  local db = mysql:new()
+  db:set_timeout(5000)
+  local ok, err, errno, sqlstate = db:connect{ host = "127.0.0.1", port = @PORT@, user = "u",
+                                               password = pw, ssl = true, ssl_verify = true,
+                                               server_name = "localhost" }
+  if ok then
+    local r = db:query("do 1")
+    P(ok, r and r.affected_rows)
+    db:close()
+  else
+    P(ok, err, errno, sqlstate)
+  end
+end
+''', {"PORT": srv.port}, flags=["--ssl-trusted-certificate", tls_certs.ca])
+    assert out == ["1|0", "nil|Access denied (fake)|1045|28000"], srv.log
+    assert srv.tls_sessions == 2
+    # the SSLRequest is packet 1; no RSA, no public key request over TLS
+    assert ("sslrequest", 1) in srv.log
+    assert not [e for e in srv.log if e[0] in ("rsa", "key request")]
+    if mode == "full" or mode == "switch:caching_sha2_password":
+        assert ("clear over tls", True) in srv.log
+    elif mode == "switch:mysql_clear_password":
+        assert ("clear", True) in srv.log
+    assert ("cmd", b"\x03do 1") in srv.log

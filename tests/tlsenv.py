@@ -238,3 +238,103 @@ def start_redis_tls(certs):
                               "--tls-ca-cert-file", certs.ca, "--tls-auth-clients", "optional"])
         services._wait(svc, lambda: redis_tls_ping(tls_port, certs.ca))
     return services._launch("redis-tls", build)
+
+
+# --------------------------------------------------------------------------
+# more TLS servers for the driver tests (redis with client certificates required,
+# memcached -Z, MariaDB with --ssl-*)
+
+def tls_roundtrip(port, ca, request, end, client=None):
+    """Sends request over a verified TLS connection; True when the answer contains end."""
+    ctx = ssl.create_default_context(cafile=ca)
+    if client:
+        ctx.load_cert_chain(*client)
+    try:
+        with socket.create_connection((HOST, port), timeout=1) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                s.sendall(request)
+                data = b""
+                while end not in data:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                return end in data
+    except OSError:
+        return False
+
+
+def start_redis_mtls(certs):
+    """redis-server whose TLS port (svc.tls_port) requires a client certificate signed by
+    the test CA (tls-auth-clients yes); plain port svc.port."""
+    tls_port = services.free_port()
+
+    def build(svc):
+        svc.tls_port = tls_port
+        services._spawn(svc, [services.which("redis-server"), "--bind", HOST, "--port", str(svc.port),
+                              "--tls-port", str(tls_port), "--dir", svc.dir, "--daemonize", "no",
+                              "--save", "", "--appendonly", "no",
+                              "--tls-cert-file", certs.server_crt, "--tls-key-file", certs.server_key,
+                              "--tls-ca-cert-file", certs.ca, "--tls-auth-clients", "yes"])
+        services._wait(svc, lambda: tls_roundtrip(tls_port, certs.ca, b"PING\r\n", b"+PONG",
+                                                  client=(certs.client_crt, certs.client_key)))
+    return services._launch("redis-mtls", build)
+
+
+def start_memcached_tls(certs):
+    """memcached -Z on svc.port (TLS only, one-way: no client certificate asked)."""
+    def build(svc):
+        argv = [services.which("memcached"), "-l", HOST, "-p", str(svc.port), "-U", "0", "-m", "64",
+                "-Z", "-o", f"ssl_chain_cert={certs.server_crt},ssl_key={certs.server_key}"]
+        if os.geteuid() == 0:
+            argv += ["-u", "root"]
+        services._spawn(svc, argv)
+        services._wait(svc, lambda: tls_roundtrip(svc.port, certs.ca, b"version\r\n", b"\r\n"))
+    import signal
+    return services._launch("memcached-tls", build, stop_signal=signal.SIGKILL)
+
+
+MARIADB_TLS_SQL = b"""
+CREATE USER 'sslonly'@'%' IDENTIFIED BY 'sslpw' REQUIRE SSL;
+CREATE USER 'x509user'@'%' IDENTIFIED BY 'x509pw' REQUIRE X509;
+GRANT ALL ON testdb.* TO 'sslonly'@'%', 'x509user'@'%';
+"""
+
+
+def start_mariadb_tls(certs):
+    """mariadbd with --ssl-ca/--ssl-cert/--ssl-key (TCP svc.port + unix svc.path), the users of
+    tests/servers/mariadb-init.sql plus sslonly/sslpw (REQUIRE SSL) and x509user/x509pw
+    (REQUIRE X509: a client certificate signed by the test CA)."""
+    def build(svc):
+        import getpass
+        me = "root" if os.geteuid() == 0 else getpass.getuser()
+        as_root = ["--user=root"] if os.geteuid() == 0 else []
+        data = os.path.join(svc.dir, "data")
+        svc.path = os.path.join(svc.dir, "mysqld.sock")
+        r = subprocess.run([services.which("mariadb-install-db"), "--no-defaults", "--force", *as_root,
+                            f"--datadir={data}", "--skip-test-db", "--skip-name-resolve",
+                            f"--auth-root-socket-user={me}"],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=120, cwd=svc.dir)
+        if r.returncode != 0:
+            raise services.ServiceError(f"mariadb-install-db failed rc={r.returncode}:\n"
+                                        + r.stdout.decode(errors="replace")[-3000:])
+        services._spawn(svc, [services.which("mariadbd"), "--no-defaults", *as_root,
+                              f"--datadir={data}", f"--bind-address={HOST}", f"--port={svc.port}",
+                              "--skip-networking=0", f"--socket={svc.path}",
+                              f"--pid-file={svc.dir}/mysqld.pid", f"--log-error={svc.log_path}",
+                              "--skip-name-resolve", "--character-set-server=utf8mb4",
+                              "--collation-server=utf8mb4_general_ci",
+                              "--innodb-buffer-pool-size=32M", "--innodb-flush-log-at-trx-commit=0",
+                              "--innodb-doublewrite=0", f"--ssl-ca={certs.ca}",
+                              f"--ssl-cert={certs.server_crt}", f"--ssl-key={certs.server_key}"])
+        services._wait(svc, lambda: services.mysql_greeting(path=svc.path))
+        with open(os.path.join(services.SERVERS_DIR, "mariadb-init.sql"), "rb") as f:
+            sql = f.read() + MARIADB_TLS_SQL
+        r = subprocess.run([services.which("mariadb"), "--no-defaults", f"--socket={svc.path}", "-uroot"],
+                           input=sql, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+        if r.returncode != 0:
+            raise services.ServiceError("mariadb init SQL failed:\n" + r.stdout.decode(errors="replace"))
+        services.wait_until(lambda: services.mysql_greeting(svc.host, svc.port),
+                            services.START_TIMEOUT, "mariadb-tls (TCP)", svc.proc)
+    return services._launch("mariadb-tls", build)

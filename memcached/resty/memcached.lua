@@ -171,11 +171,81 @@ end
 _M.set_timeout = driver.set_timeout
 _M.set_timeouts = driver.set_timeouts
 
-function _M.connect(self, ...)
-    if rawget(self, "sock") then
-        self._pipe = nil
+-- The pool of a TLS connection when the caller names none (not in lua-resty-memcached):
+-- "<host>:<port>" or "<unix-socket-path>", then "/ssl/<server_name>/<verify>[/<client cert>]"
+-- (<verify>: "verify", "noverify", or "default" when ssl_verify is not given; the client
+-- certificate as the md5 of its PEM text, or its object's address). A plain pooled
+-- connection never reaches a TLS connect, nor a TLS one checked differently.
+local function tls_pool_name(host, port, opts)
+    local verify = opts.ssl_verify
+    local pool = (port and (host .. ":" .. port) or host) .. "/ssl/"
+                 .. tostring(opts.server_name or "") .. "/"
+                 .. (verify == nil and "default" or (verify and "verify" or "noverify"))
+    local cert = opts.ssl_client_cert
+    if cert ~= nil then
+        if type(cert) == "string" then
+            pool = pool .. "/" .. ngx.md5(cert .. "\0" .. tostring(opts.ssl_client_priv_key))
+        else
+            pool = pool .. "/" .. tostring(cert)
+        end
     end
-    return driver.connect(self, ...)
+    return pool
+end
+_M.tls_pool_name = tls_pool_name
+
+-- connect(host, port, opts?) / connect("unix:/path", opts?); opts as sock:connect's plus
+-- ssl, ssl_verify, server_name, ssl_client_cert, ssl_client_priv_key: a new connection
+-- then does the TLS handshake (a pooled one is still encrypted)
+function _M.connect(self, ...)
+    local host, port_or_opts, opts = ...
+    local sock = rawget(self, "sock")
+    if not sock then
+        return nil, "not initialized"
+    end
+    self._pipe = nil
+    local o, port = opts, port_or_opts
+    if type(port_or_opts) == "table" then
+        o, port = port_or_opts, nil
+    end
+    if type(o) ~= "table" or not o.ssl then
+        return driver.connect(self, ...)
+    end
+    if o.server_name ~= nil and type(o.server_name) ~= "string" then
+        return nil, "bad server_name option: string expected, got " .. type(o.server_name)
+    end
+    if (o.ssl_client_cert == nil) ~= (o.ssl_client_priv_key == nil) then
+        return nil, "ssl_client_cert and ssl_client_priv_key must be given together"
+    end
+    if not o.pool and type(host) == "string" then
+        local copy = {}
+        for k, v in pairs(o) do copy[k] = v end
+        copy.pool = tls_pool_name(host, port, o)
+        o = copy
+    end
+    local ok, err
+    if port then
+        ok, err = driver.connect(self, host, port, o)
+    else
+        ok, err = driver.connect(self, host, o)
+    end
+    if not ok then
+        return nil, err
+    end
+    if sock:getreusedtimes() == 0 then
+        if o.ssl_client_cert ~= nil then
+            local cok, cerr = sock:setclientcert(o.ssl_client_cert, o.ssl_client_priv_key)
+            if not cok then
+                driver.close(self)
+                return nil, "failed to set ssl client certificate: " .. tostring(cerr)
+            end
+        end
+        local hok, herr = sock:sslhandshake(false, o.server_name, o.ssl_verify)
+        if not hok then
+            driver.close(self)
+            return nil, "failed to do ssl handshake: " .. tostring(herr)
+        end
+    end
+    return ok
 end
 
 function _M.sslhandshake(self, ...)

@@ -12,6 +12,7 @@ local ngx = ngx
 local tcp = ngx.socket.tcp
 local null = ngx.null
 local sha1_bin = ngx.sha1_bin
+local md5 = ngx.md5
 local bit = require "bit"
 local ffi = require "ffi"
 local band, bor, bxor, lshift = bit.band, bit.bor, bit.bxor, bit.lshift
@@ -499,7 +500,11 @@ local AUTH = {
     mysql_native_password = function(self, password, scramble)
         return native_password(password, sub(scramble, 1, 20))
     end,
-    mysql_clear_password = function()
+    -- the password in clear text: only over TLS (MariaDB's PAM, LDAP ... plugins ask for it)
+    mysql_clear_password = function(self, password)
+        if self._ssl then
+            return password .. "\0"
+        end
         return nil, "mysql_clear_password is refused without TLS"
     end,
 }
@@ -740,6 +745,32 @@ local function handshake(self, opts, pool)
     end
     client = band(client, bor(caps, CLIENT_LONG_PASSWORD, CLIENT_FOUND_ROWS))
 
+    if opts.ssl then
+        if band(caps, CLIENT_SSL) == 0 then
+            return fatal(self, "ssl disabled on server")
+        end
+        -- SSLRequest: the first 32 bytes of the handshake response with CLIENT_SSL, then
+        -- the TLS handshake; the real response follows over TLS
+        client = bor(client, CLIENT_SSL)
+        local ok, e = send_packet(self, concat({ p32(client), p32(CLIENT_MAX_PACKET),
+                                                 char(charset), rep("\0", 23) }))
+        if not ok then
+            return nil, e
+        end
+        local sock = self.sock
+        if opts.ssl_client_cert ~= nil then
+            local cok, cerr = sock:setclientcert(opts.ssl_client_cert, opts.ssl_client_priv_key)
+            if not cok then
+                return fatal(self, "failed to set ssl client certificate: " .. tostring(cerr))
+            end
+        end
+        local hok, herr = sock:sslhandshake(false, opts.server_name, opts.ssl_verify)
+        if not hok then
+            return fatal(self, "failed to do ssl handshake: " .. tostring(herr))
+        end
+        self._ssl = true
+    end
+
     self._auth_state = nil
     local resp, e = auth_response(self, plugin, password, scramble)
     if not resp then
@@ -779,8 +810,14 @@ function _M.connect(self, opts)
         error("bad argument #1 opts: table expected, got " .. type(opts), 2)
     end
     if opts.ssl then
-        return nil, "ssl not supported yet"
+        if opts.server_name ~= nil and type(opts.server_name) ~= "string" then
+            return nil, "bad server_name option: string expected, got " .. type(opts.server_name)
+        end
+        if (opts.ssl_client_cert == nil) ~= (opts.ssl_client_priv_key == nil) then
+            return nil, "ssl_client_cert and ssl_client_priv_key must be given together"
+        end
     end
+    self._ssl = nil
     local max_packet_size = opts.max_packet_size or DEFAULT_MAX_PACKET
     self._max_packet_size = max_packet_size
     self.compact = opts.compact_arrays and true or false
@@ -794,15 +831,32 @@ function _M.connect(self, opts)
     local port = opts.port or 3306
     local ok, err
     local sock_opts = { pool_size = opts.pool_size, backlog = opts.backlog }
+    -- the default pool name: "<user>:<database>:<host>:<port>" or "<user>:<database>:<path>"
+    -- as lua-resty-mysql's, then for TLS ":ssl:<server_name>:<verify>[:<client cert>]"
+    -- (<verify>: "verify", "noverify" or "default" when ssl_verify is not given; the client
+    -- certificate as the md5 of its PEM text or its object's address), so a plain pooled
+    -- connection never serves a TLS connect, nor a TLS one checked differently
+    local tls = ""
+    if opts.ssl and not pool then
+        local verify = opts.ssl_verify
+        tls = ":ssl:" .. (opts.server_name or "") .. ":"
+              .. (verify == nil and "default" or (verify and "verify" or "noverify"))
+        local cert = opts.ssl_client_cert
+        if cert ~= nil then
+            tls = tls .. ":" .. (type(cert) == "string"
+                                 and md5(cert .. "\0" .. tostring(opts.ssl_client_priv_key))
+                                 or tostring(cert))
+        end
+    end
     if path then
-        pool = pool or (user .. ":" .. database .. ":" .. path)
+        pool = pool or (user .. ":" .. database .. ":" .. path .. tls)
         sock_opts.pool = pool
         ok, err = sock:connect("unix:" .. path, sock_opts)
     else
         if type(host) ~= "string" then
             return nil, "bad host: string expected, got " .. type(host)
         end
-        pool = pool or (user .. ":" .. database .. ":" .. host .. ":" .. port)
+        pool = pool or (user .. ":" .. database .. ":" .. host .. ":" .. port .. tls)
         sock_opts.pool = pool
         ok, err = sock:connect(host, port, sock_opts)
     end

@@ -7,6 +7,7 @@ local driver = require "resty.cosocket.driver"
 local ngx = ngx
 local tcp = ngx.socket.tcp
 local null = ngx.null
+local md5 = ngx.md5
 local byte, sub, lower, str_fmt = string.byte, string.sub, string.lower, string.format
 local floor = math.floor
 local type, tonumber, tostring, select = type, tonumber, tostring, select
@@ -77,6 +78,59 @@ end
 
 local do_cmd
 
+-- The pool a connection goes to when the caller names none: "<host>:<port>" or
+-- "<unix-socket-path>", then "/<username>" and "/<db>" when given, then for TLS
+-- "/ssl/<server_name>/<verify>[/<client cert>]" (<verify>: "verify", "noverify" or "default"
+-- for no ssl_verify, i.e. the runtime's default; the client certificate as the md5 of its PEM
+-- text, or its object's address). So a plain connection never goes to an ssl connect, nor a
+-- TLS one checked against another name, verification setting or client identity.
+local function tls_part(opts)
+    local verify = opts.ssl_verify
+    local part = "ssl/" .. tostring(opts.server_name or "") .. "/"
+                 .. (verify == nil and "default" or (verify and "verify" or "noverify"))
+    local cert = opts.ssl_client_cert
+    if cert ~= nil then
+        if type(cert) == "string" then
+            part = part .. "/" .. md5(cert .. "\0" .. tostring(opts.ssl_client_priv_key))
+        else
+            part = part .. "/" .. tostring(cert)
+        end
+    end
+    return part
+end
+
+function _M.pool_name(host, port, opts)
+    local pool = port and (host .. ":" .. port) or host
+    if not opts then
+        return pool
+    end
+    local password = opts.password
+    if password == "" then password = nil end
+    local username = password and opts.username or nil
+    if username and username ~= "" then
+        pool = pool .. "/" .. username
+    end
+    if opts.db ~= nil then
+        pool = pool .. "/" .. tostring(opts.db)
+    end
+    if opts.ssl then
+        pool = pool .. "/" .. tls_part(opts)
+    end
+    return pool
+end
+
+local function check_tls_opts(opts)
+    local v = opts.server_name
+    if v ~= nil and type(v) ~= "string" then
+        return "bad server_name option: string expected, got " .. type(v)
+    end
+    local cert, key = opts.ssl_client_cert, opts.ssl_client_priv_key
+    if (cert == nil) ~= (key == nil) then
+        return "ssl_client_cert and ssl_client_priv_key must be given together"
+    end
+    return nil
+end
+
 function _M.connect(self, host, port_or_opts, opts)
     local sock = rawget(self, "_sock")
     if not sock then
@@ -85,19 +139,27 @@ function _M.connect(self, host, port_or_opts, opts)
     local unix, port
     unix, port, opts = driver.connect_args(host, port_or_opts, opts)
 
-    local username, password, db
+    local username, password, db, ssl
     if opts then
-        if opts.ssl then
-            return nil, "ssl not supported yet"
-        end
         password = opts.password
         if password == "" then password = nil end
         username = password and opts.username or nil
         if username == "" then username = nil end
         db = opts.db
-        if username or db then
-            -- a connection authenticated as a user or on a database gets a pool of its own
-            opts = driver.pool_opts(opts, host, port, username, db)
+        ssl = opts.ssl and true or false
+        if ssl then
+            local why = check_tls_opts(opts)
+            if why then
+                return nil, why
+            end
+        end
+        if (username or db or ssl) and not opts.pool then
+            -- a connection authenticated as a user, on a database or over TLS gets a pool
+            -- of its own (see pool_name)
+            local copy = {}
+            for k, v in pairs(opts) do copy[k] = v end
+            copy.pool = _M.pool_name(host, port, opts)
+            opts = copy
         end
     end
 
@@ -109,7 +171,24 @@ function _M.connect(self, host, port_or_opts, opts)
         return nil, err
     end
 
-    if (password or db) and sock:getreusedtimes() == 0 then
+    local fresh = sock:getreusedtimes() == 0
+    if ssl and fresh then
+        -- a pooled TLS connection is still encrypted: only a new one shakes hands
+        if opts.ssl_client_cert ~= nil then
+            local cok, cerr = sock:setclientcert(opts.ssl_client_cert, opts.ssl_client_priv_key)
+            if not cok then
+                sock:close()
+                return nil, "failed to set ssl client certificate: " .. tostring(cerr)
+            end
+        end
+        local hok, herr = sock:sslhandshake(false, opts.server_name, opts.ssl_verify)
+        if not hok then
+            sock:close()
+            return nil, "failed to do ssl handshake: " .. tostring(herr)
+        end
+    end
+
+    if (password or db) and fresh then
         local res
         if password then
             if username then

@@ -89,7 +89,8 @@ local mt
 
 -- opts: nodes = {{host, port} | "host:port", ...} (seeds), connect_timeout, send_timeout,
 -- read_timeout (ms; or timeout for all three), keepalive_timeout, pool_size, username,
--- password, max_redirects (default 5)
+-- password, max_redirects (default 5), and for TLS to every node: ssl, ssl_verify,
+-- server_name, ssl_client_cert, ssl_client_priv_key (as resty.redis' connect options)
 function _M.new(_, opts)
     if type(opts) ~= "table" or type(opts.nodes) ~= "table" or #opts.nodes == 0 then
         error("bad argument: opts.nodes (a list of seed nodes) required", 2)
@@ -117,6 +118,11 @@ function _M.new(_, opts)
         username = opts.username or false,
         password = opts.password or false,
         max_redirects = opts.max_redirects or 5,
+        -- the TLS connect options, or false (any missing field would be a command: __index)
+        tls = opts.ssl and {
+            ssl = true, ssl_verify = opts.ssl_verify, server_name = opts.server_name,
+            ssl_client_cert = opts.ssl_client_cert, ssl_client_priv_key = opts.ssl_client_priv_key,
+        } or false,
         stale = true,
         refreshes = 0,
     }, mt)
@@ -125,11 +131,18 @@ end
 local function node_connect(self, host, port)
     local red = redis:new()
     red:set_timeouts(self.connect_timeout, self.send_timeout, self.read_timeout)
-    local ok, err = red:connect(host, port, {
-        pool = "cluster:" .. host .. ":" .. port .. (self.username and ("/" .. self.username) or ""),
+    local copts = {
         pool_size = self.pool_size,
         username = self.username or nil, password = self.password or nil,
-    })
+    }
+    local tls = self.tls
+    if tls then
+        for k, v in pairs(tls) do copts[k] = v end
+    end
+    -- "cluster:" + resty.redis' pool name (host:port[/user][/ssl/...]): plain and TLS
+    -- connections, and different TLS settings, never share a pool
+    copts.pool = "cluster:" .. redis.pool_name(host, port, copts)
+    local ok, err = red:connect(host, port, copts)
     if not ok then
         return nil, err
     end

@@ -5,7 +5,7 @@
 
 local redis = require "resty.redis"
 local ngx = ngx
-local type, tonumber, tostring, ipairs, select = type, tonumber, tostring, ipairs, select
+local type, tonumber, tostring, ipairs, pairs, select = type, tonumber, tostring, ipairs, pairs, select
 local setmetatable, error = setmetatable, error
 local sub, lower = string.sub, string.lower
 local sleep = ngx.sleep
@@ -17,7 +17,9 @@ local mt = { __index = _M }
 -- opts: sentinels = {{host, port}, ...}, master_name, role ("master" default, or "replica"),
 -- timeout (ms, default 1000), sentinel_username / sentinel_password (AUTH on the sentinels),
 -- username / password / db (for the data nodes), keepalive_timeout, pool_size,
--- failover_wait (ms to keep asking while no master answers, default 5000)
+-- failover_wait (ms to keep asking while no master answers, default 5000); TLS: ssl,
+-- ssl_verify, server_name, ssl_client_cert, ssl_client_priv_key for the data nodes (as
+-- resty.redis' connect options), sentinel_ssl = true to use them for the sentinels too
 function _M.new(_, opts)
     if type(opts) ~= "table" or type(opts.sentinels) ~= "table" or #opts.sentinels == 0 then
         error("bad argument: opts.sentinels required", 2)
@@ -40,13 +42,25 @@ function _M.new(_, opts)
         keepalive_timeout = opts.keepalive_timeout or 60000,
         pool_size = opts.pool_size or 32,
         failover_wait = opts.failover_wait or 5000,
+        tls = opts.ssl and {
+            ssl = true, ssl_verify = opts.ssl_verify, server_name = opts.server_name,
+            ssl_client_cert = opts.ssl_client_cert, ssl_client_priv_key = opts.ssl_client_priv_key,
+        } or nil,
+        sentinel_tls = opts.sentinel_ssl and {
+            ssl = true, ssl_verify = opts.ssl_verify, server_name = opts.server_name,
+            ssl_client_cert = opts.ssl_client_cert, ssl_client_priv_key = opts.ssl_client_priv_key,
+        } or nil,
     }, mt)
 end
 
-local function connect_node(self, host, port, username, password, db)
+local function connect_node(self, host, port, username, password, db, tls)
     local red = redis:new()
     red:set_timeout(self.timeout)
-    local ok, err = red:connect(host, port, { username = username, password = password, db = db })
+    local copts = { username = username, password = password, db = db }
+    if tls then
+        for k, v in pairs(tls) do copts[k] = v end
+    end
+    local ok, err = red:connect(host, port, copts)
     if not ok then
         return nil, err
     end
@@ -58,7 +72,7 @@ local function ask(self, ...)
     local last = "no sentinels"
     for i, s in ipairs(self.sentinels) do
         local red, err = connect_node(self, s[1], s[2], self.sentinel_username,
-                                      self.sentinel_password)
+                                      self.sentinel_password, nil, self.sentinel_tls)
         if red then
             local res
             res, err = red:sentinel(...)
@@ -137,7 +151,7 @@ function _M.connect(self)
         end
         if host then
             local red
-            red, err = connect_node(self, host, port, self.username, self.password, self.db)
+            red, err = connect_node(self, host, port, self.username, self.password, self.db, self.tls)
             if red then
                 if self.role == "replica" then
                     return red
