@@ -6,7 +6,7 @@ import subprocess
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-FOLDERS = ("redis", "mysql", "memcached", "dns", "websocket", "drivers")
+FOLDERS = ("redis", "mysql", "memcached", "dns", "websocket", "beanstalkd", "drivers")
 
 
 def test_build_tree_package_path_has_the_driver_folders(run_lua_ok):

@@ -207,7 +207,7 @@ static void set_package_path(lua_State* L) {
   roots.push_back(COSOCKET_SOURCE_DIR);
 #endif
   for (const auto& r : roots) {
-    for (const char* d : {"redis", "mysql", "memcached", "dns", "websocket", "drivers"}) {
+    for (const char* d : {"redis", "mysql", "memcached", "dns", "websocket", "beanstalkd", "drivers"}) {
       extra += r + "/" + d + "/?.lua;" + r + "/" + d + "/?/init.lua;";
     }
   }
