@@ -94,15 +94,17 @@ ssize_t Buffer::read_with(ssize_t (*fn)(void*, char*, size_t), void* ctx) {
   return n;
 }
 
-ssize_t Buffer::read_fd(int fd) {
+ssize_t Buffer::read_fd(int fd, bool* drained) {
   if (!borrowed_ && buf_.empty()) {  // no storage: read into the scratch area
     borrowed_ = true;
     rpos_ = wpos_ = 0;
   }
   if (borrowed_) {
     if (wpos_ < kScratch) {
-      ssize_t n = ::read(fd, scratch() + wpos_, kScratch - wpos_);
+      size_t room = kScratch - wpos_;
+      ssize_t n = ::read(fd, scratch() + wpos_, room);
       if (n > 0) wpos_ += static_cast<size_t>(n);
+      if (drained) *drained = n > 0 && static_cast<size_t>(n) < room;
       return n;
     }
     own();
@@ -116,6 +118,7 @@ ssize_t Buffer::read_fd(int fd) {
   iov[1].iov_base = extra;
   iov[1].iov_len = sizeof extra;
   ssize_t n = readv(fd, iov, 2);
+  if (drained) *drained = n > 0 && static_cast<size_t>(n) < writable + sizeof extra;
   if (n <= 0) return n;
   if (static_cast<size_t>(n) <= writable) {
     wpos_ += static_cast<size_t>(n);

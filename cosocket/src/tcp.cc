@@ -61,6 +61,7 @@ struct TcpSock {
   EventPtr rev{nullptr, event_free};
   EventPtr rtimer{nullptr, event_free};
   bool readable = true;
+  bool pending_eof = false;  // the peer's FIN is queued (EPOLLRDHUP seen)
   // the write (or connect) operation in progress
   uint64_t writer = 0;
   std::string wpending;
@@ -137,13 +138,14 @@ void on_write(int, short what, void* arg);
 
 void make_events(TcpSock* s) {
   event_base* base = runtime().base();
-  s->rev.reset(event_new(base, s->fd, EV_READ | EV_PERSIST | EV_ET, &on_read, s));
+  s->rev.reset(event_new(base, s->fd, EV_READ | EV_CLOSED | EV_PERSIST | EV_ET, &on_read, s));
   s->wev.reset(event_new(base, s->fd, EV_WRITE | EV_PERSIST | EV_ET, &on_write, s));
   s->rtimer.reset(evtimer_new(base, &on_read, s));
   s->wtimer.reset(evtimer_new(base, &on_write, s));
   event_add(s->rev.get(), nullptr);
   event_add(s->wev.get(), nullptr);
   s->readable = true;
+  s->pending_eof = false;
   s->writable = true;
 }
 
@@ -356,7 +358,15 @@ ssize_t ssl_read_some(void* ctx, char* p, size_t room) {
 }
 
 ssize_t sock_read(TcpSock* s) {
-  if (!s->ssl) return s->rbuf.read_fd(s->fd);
+  if (!s->ssl) {
+    // A read that took less than it had room for drained the socket: like nginx, do not
+    // try again (an EAGAIN syscall per wait) until the next edge says there is more. A
+    // FIN that came with the data gives no new edge, hence pending_eof.
+    bool drained = false;
+    ssize_t n = s->rbuf.read_fd(s->fd, &drained);
+    if (drained && !s->pending_eof) s->readable = false;
+    return n;
+  }
   ssize_t n = s->rbuf.read_with(ssl_read_some, s->ssl.get());
   if (n > 0) return n;
   int e = SSL_get_error(s->ssl.get(), static_cast<int>(n));
@@ -497,7 +507,8 @@ void service_read(TcpSock* s, short what);
 
 void on_read(int, short what, void* arg) {
   auto* s = static_cast<TcpSock*>(arg);
-  if (what & EV_READ) {
+  if (what & EV_CLOSED) s->pending_eof = true;
+  if (what & (EV_READ | EV_CLOSED)) {
     s->readable = true;
     if (s->hs && s->writer) {
       hs_step(s);
@@ -803,7 +814,9 @@ int l_send(lua_State* L) {
   TcpSock* s = check_tcp(L, 1);
   if (lua_gettop(L) != 2)
     return luaL_error(L, "expecting 2 arguments (including the object), but got %d", lua_gettop(L));
-  std::vector<iovec> iov;
+  // reused from call to call (a send never runs inside another): no allocation per send
+  static std::vector<iovec> iov;
+  iov.clear();
   size_t total = collect_send_data(L, 2, iov);
   if (s->st != St::connected || s->wclosed) return push_err(L, "closed");
   if (s->writer) return push_err(L, "socket busy writing");
@@ -814,10 +827,15 @@ int l_send(lua_State* L) {
   if (s->ssl) return ssl_send(L, s, iov, total);
   size_t sent = 0, i = 0;
   while (i < iov.size()) {
-    msghdr msg{};
-    msg.msg_iov = iov.data() + i;
-    msg.msg_iovlen = std::min<size_t>(iov.size() - i, 1024);
-    ssize_t n = ::sendmsg(s->fd, &msg, MSG_NOSIGNAL);
+    ssize_t n;
+    if (iov.size() - i == 1) {  // the common case: one piece, plain send
+      n = ::send(s->fd, iov[i].iov_base, iov[i].iov_len, MSG_NOSIGNAL);
+    } else {
+      msghdr msg{};
+      msg.msg_iov = iov.data() + i;
+      msg.msg_iovlen = std::min<size_t>(iov.size() - i, 1024);
+      n = ::sendmsg(s->fd, &msg, MSG_NOSIGNAL);
+    }
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
