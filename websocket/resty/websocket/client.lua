@@ -55,25 +55,7 @@ function _M.new(self, opts)
     }, mt)
 end
 
--- "k=v" and bare "k" parameters of one Sec-WebSocket-Extensions element
-local function parse_extension(s)
-    local name
-    local params = {}
-    for item in gmatch(s, "[^;]+") do
-        item = match(item, "^%s*(.-)%s*$")
-        if not name then
-            name = lower(item)
-        else
-            local k, v = match(item, "^([^=%s]+)%s*=%s*\"?([^\"]*)\"?$")
-            if k then
-                params[#params + 1] = { lower(k), v }
-            else
-                params[#params + 1] = { lower(item), true }
-            end
-        end
-    end
-    return name, params
-end
+local parse_extension = conn.parse_extension
 
 -- the permessage-deflate offer for the request, from connect's `compression` option
 local function deflate_offer(c)
@@ -319,7 +301,8 @@ function _M.connect(self, uri, opts)
         return driver.fail("connect", err)
     end
 
-    self.fatal, self.closed, self.deflate, self.protocol = nil, nil, nil, nil
+    self.fatal, self.closed, self.peer_closed, self.deflate, self.protocol =
+        nil, nil, nil, nil, nil
     if sock:getreusedtimes() > 0 then
         -- an upgraded connection from the pool: its TLS and websocket handshakes are done
         return 1

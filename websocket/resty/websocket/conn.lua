@@ -12,18 +12,40 @@
 --   server           frames from the peer must be masked (a server); else they must not be
 --   deflate          the resty.websocket.deflate object when permessage-deflate is in use
 --   fatal, closed    the sticky states (a failure; a close frame was sent)
+--   peer_closed      a close frame was received
 
 local protocol = require "resty.websocket.protocol"
 local driver = require "resty.cosocket.driver"
 local p16be = require("resty.cosocket.bytes").p16be
 
-local find = string.find
+local find, match, gmatch, lower = string.find, string.match, string.gmatch, string.lower
 local type, tostring, rawget, ipairs = type, tostring, rawget, ipairs
 local concat = table.concat
 local recv_frame, send_frame, valid_utf8 =
     protocol.recv_frame, protocol.send_frame, protocol.valid_utf8
 
 local _M = { _VERSION = "0.1.0" }
+
+-- parse_extension(s) -> name, params: one element of a Sec-WebSocket-Extensions header, its
+-- name lower-cased and its parameters as { { "k", "v" }, { "bare", true } ... }
+function _M.parse_extension(s)
+    local name
+    local params = {}
+    for item in gmatch(s, "[^;]+") do
+        item = match(item, "^%s*(.-)%s*$")
+        if not name then
+            name = lower(item)
+        else
+            local k, v = match(item, "^([^=%s]+)%s*=%s*\"?([^\"]*)\"?$")
+            if k then
+                params[#params + 1] = { lower(k), v }
+            else
+                params[#params + 1] = { lower(item), true }
+            end
+        end
+    end
+    return name, params
+end
 
 function _M.set_timeout(self, time)
     local sock = rawget(self, "sock")
@@ -91,6 +113,7 @@ function _M.recv_frame(self)
         if data ~= "" and not valid_utf8(data) then
             return violation(self, 1007, "bad close reason: invalid UTF-8")
         end
+        self.peer_closed = true
     elseif d and typ ~= "ping" and typ ~= "pong" then
         local inflated, ierr = d:recv(data, typ, rsv1, err ~= "again")
         if not inflated then
