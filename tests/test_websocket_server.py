@@ -492,6 +492,20 @@ def test_oversized_message_closes_python_client_with_1009(ws_server):
     assert "ERR exceeding max payload len" in srv.out.decode()
 
 
+def test_close_waits_for_the_peer_a_bounded_time(ws_server):
+    srv = ws_server("{ timeout = 5000, close_timeout = 300 }")
+    s = socket.create_connection(("127.0.0.1", srv.port()), timeout=5)
+    s.settimeout(5)
+    s.sendall(request(first="GET /close HTTP/1.1"))
+    t0 = time.monotonic()
+    got = read_to_eof(s)         # we never answer the close frame
+    s.close()
+    assert got.endswith(b"\r\n\r\n\x88\x0c\x0f\xa2server bye")
+    assert 0.2 < time.monotonic() - t0 < 3
+    srv.wait_for("PEER_CLOSED")
+    assert "CLOSED 1" in srv.out.decode()
+
+
 def test_send_masked_option(ws_server):
     srv = ws_server("{ timeout = 5000, send_masked = true }")
     s, rest = upgraded(srv.port())
@@ -678,3 +692,57 @@ P(ok, err)
     assert lines[5].startswith("failed to receive response header: "), lines[5]
     assert lines[6] == ("nil|failed to set TLS client certificate: client certificate must be "
                         "supplied with corresponding private key")
+
+
+def test_read_request_then_reject_or_accept(run_lua_ok):
+    # the two-step use: read the request, look at it, turn it down or hand it to new()
+    out = run_lua_ok(PRELUDE + WS_PRELUDE + r'''
+local cosocket = require "cosocket"
+local server = require "resty.websocket.server"
+local srv = assert(cosocket.listen{ host = "127.0.0.1", port = 0, handler = function(sock)
+  sock:settimeout(5000)
+  local req, err, status = server.read_request(sock)
+  if not req then return server.reject(sock, status or 400, err) end
+  if req.headers.origin ~= "http://good.test" then
+    return server.reject(sock, 403, "origin not allowed: " .. tostring(req.headers.origin))
+  end
+  local ws = assert(server:new{ sock = sock, request = req,
+                                response_headers = { "X-One: 1", ["X-Two"] = "2" } })
+  ws:send_text(req.method .. " " .. req.uri .. " " .. req.version .. " " .. req.line)
+  ws:recv_message()
+end })
+local url = "ws://127.0.0.1:" .. srv:port() .. "/r?q"
+local ws, ok, err = connect(url, { origin = "http://evil.test" })
+P(ok, err)
+local ws, ok, err, hdr = connect(url, { origin = "http://good.test" })
+P(ok, err, hdr:match("X%-One: 1\r\n") ~= nil, hdr:match("\r\nX%-Two: 2") ~= nil)
+P(ws:recv_frame())
+ws:close()
+-- a request given as ngx.req.get_headers would: any case, repeated fields as arrays
+local s = ngx.socket.tcp()
+local srv2 = assert(cosocket.listen{ host = "127.0.0.1", port = 0, handler = function(sock)
+  local ws, err = server:new{ sock = sock, request = { line = "GET /x HTTP/1.1", headers = {
+    Host = "h", Upgrade = "websocket", Connection = { "keep-alive", "Upgrade" },
+    ["Sec-WebSocket-Version"] = "13", ["Sec-WebSocket-Key"] = "@KEY@" } } }
+  P("new", ws ~= nil, err, ws and ws.request.uri)
+end })
+assert(s:connect("127.0.0.1", srv2:port()))
+s:settimeout(5000)
+P((s:receive("*l")))
+-- argument errors
+PC(function() return server:new() end)
+PC(function() return server:new{} end)
+PC(function() return server:new{ sock = s, compression = { server_max_window_bits = 8 } } end)
+PC(function() return server:new{ sock = s, protocols = 42 } end)
+srv:close() srv2:close()
+'''.replace("@KEY@", KEY))
+    assert out.splitlines() == [
+        "nil|bad HTTP response status line: HTTP/1.1 403 Forbidden",
+        "1|nil|true|true",
+        "GET /r?q 1.1 GET /r?q HTTP/1.1|text|nil",
+        "new|true|nil|/x",
+        "HTTP/1.1 101 Switching Protocols",
+        "err|bad argument #1 opts: table expected (opts.sock is the accepted socket), got nil",
+        "err|bad argument #1 opts.sock: the accepted socket expected, got nil",
+        "err|bad argument #1 opts.compression.server_max_window_bits: 9 to 15 expected",
+        "err|bad argument #1 opts.protocols: string, table or function expected"]

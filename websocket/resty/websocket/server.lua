@@ -29,9 +29,10 @@ local DEFAULT_MAX_HEADERS = 100           -- header field lines
 local DEFAULT_CLOSE_TIMEOUT = 1000        -- ms close() waits for the peer's close frame
 
 local REASONS = {
-    [400] = "Bad Request",
-    [426] = "Upgrade Required",
-    [431] = "Request Header Fields Too Large",
+    [400] = "Bad Request", [401] = "Unauthorized", [403] = "Forbidden", [404] = "Not Found",
+    [405] = "Method Not Allowed", [426] = "Upgrade Required", [429] = "Too Many Requests",
+    [431] = "Request Header Fields Too Large", [500] = "Internal Server Error",
+    [503] = "Service Unavailable",
 }
 
 local deflate_mod     -- resty.websocket.deflate, loaded on first use (it loads zlib)
