@@ -726,6 +726,13 @@ local srv2 = assert(cosocket.listen{ host = "127.0.0.1", port = 0, handler = fun
     ["Sec-WebSocket-Version"] = "13", ["Sec-WebSocket-Key"] = "@KEY@" } } }
   P("new", ws ~= nil, err, ws and ws.request.uri)
 end })
+local srv3 = assert(cosocket.listen{ host = "127.0.0.1", port = 0, handler = function(sock)
+  P("new3", server:new{ sock = sock, request = { line = "nonsense", headers = {} } })
+end })
+local s3 = ngx.socket.tcp()
+assert(s3:connect("127.0.0.1", srv3:port()))
+s3:settimeout(5000)
+P((s3:receive("*l")))
 assert(s:connect("127.0.0.1", srv2:port()))
 s:settimeout(5000)
 P((s:receive("*l")))
@@ -734,14 +741,18 @@ PC(function() return server:new() end)
 PC(function() return server:new{} end)
 PC(function() return server:new{ sock = s, compression = { server_max_window_bits = 8 } } end)
 PC(function() return server:new{ sock = s, protocols = 42 } end)
-srv:close() srv2:close()
+srv:close() srv2:close() srv3:close()
 '''.replace("@KEY@", KEY))
-    assert out.splitlines() == [
+    lines = out.splitlines()
+    assert lines[:3] == [
         "nil|bad HTTP response status line: HTTP/1.1 403 Forbidden",
         "1|nil|true|true",
-        "GET /r?q 1.1 GET /r?q HTTP/1.1|text|nil",
-        "new|true|nil|/x",
-        "HTTP/1.1 101 Switching Protocols",
+        "GET /r?q 1.1 GET /r?q HTTP/1.1|text|nil"]
+    # the handlers' lines and the main thread's interleave
+    assert sorted(lines[3:7]) == sorted([
+        "new|true|nil|/x", "HTTP/1.1 101 Switching Protocols",
+        'new3|nil|bad request line: "nonsense"|400', "HTTP/1.1 400 Bad Request"])
+    assert lines[7:] == [
         "err|bad argument #1 opts: table expected (opts.sock is the accepted socket), got nil",
         "err|bad argument #1 opts.sock: the accepted socket expected, got nil",
         "err|bad argument #1 opts.compression.server_max_window_bits: 9 to 15 expected",

@@ -111,7 +111,10 @@ local function normalize_request(r)
     if r.line and not method then
         local major, minor
         method, uri, major, minor = match(r.line, "^(%S+) (%S+) HTTP/(%d)%.(%d)$")
-        version = major and (major .. "." .. minor)
+        if not method then
+            return nil, "bad request line: " .. driver.excerpt(tostring(r.line))
+        end
+        version = major .. "." .. minor
     end
     return { method = method or "GET", uri = uri or "/", version = version or "1.1",
              line = r.line, headers = headers }
@@ -344,7 +347,10 @@ function _M.new(self, opts)
 
     local req, err, status
     if opts.request ~= nil then
-        req = normalize_request(opts.request)
+        req, err = normalize_request(opts.request)
+        if not req then
+            return reject(sock, 400, err)
+        end
     else
         req, err, status = _M.read_request(sock, check_number(opts, "max_header_len"),
                                            check_number(opts, "max_headers"))
