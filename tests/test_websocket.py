@@ -271,7 +271,8 @@ P(ws2:connect("ws://unix:/nonexistent/sock:/x"))
     assert out[3] == "nil|bad status code"
     assert out[4:7] == ["16|nil", "aaaaaaaaaa|text|nil", "1"]
     assert out[7].startswith("err|bad argument #1 uri")
-    assert out[8:10] == ["nil|ssl not supported yet", "nil|bad websocket uri: http://127.0.0.1/"]
+    assert out[8:10] == ["nil|failed to connect: connection refused",   # wss:// port 1
+                         "nil|bad websocket uri: http://127.0.0.1/"]
     assert out[10] == "nil|failed to connect: connection refused"
     assert out[11].startswith("nil|failed to connect: ")
 

@@ -1,23 +1,21 @@
 -- resty.websocket.client for cosocket: a drop-in for lua-resty-websocket's client (same names,
 -- arguments and return values), which also verifies Sec-WebSocket-Accept and the negotiated
--- sub-protocol, and can negotiate permessage-deflate (RFC 7692; connect opt `compression`).
+-- sub-protocol, can negotiate permessage-deflate (RFC 7692; connect opt `compression`) and
+-- speaks wss:// (sslhandshake). The frame-level methods are resty.websocket.conn's.
 -- Written for this project; see websocket/README.md.
 
-local protocol = require "resty.websocket.protocol"
+local conn = require "resty.websocket.conn"
 local driver = require "resty.cosocket.driver"
-local p16be = require("resty.cosocket.bytes").p16be
 
 local ngx = ngx
 local tcp = ngx.socket.tcp
-local encode_base64, sha1_bin = ngx.encode_base64, ngx.sha1_bin
-local char, sub, find, match, gmatch, lower =
-    string.char, string.sub, string.find, string.match, string.gmatch, string.lower
+local encode_base64, sha1_bin, md5 = ngx.encode_base64, ngx.sha1_bin, ngx.md5
+local char, sub, match, gmatch, lower =
+    string.char, string.sub, string.match, string.gmatch, string.lower
 local random = math.random
-local type, tostring, tonumber, setmetatable, rawget, pairs, ipairs, error =
-    type, tostring, tonumber, setmetatable, rawget, pairs, ipairs, error
+local type, tostring, tonumber, setmetatable, rawget, pairs, ipairs, error, pcall, require =
+    type, tostring, tonumber, setmetatable, rawget, pairs, ipairs, error, pcall, require
 local concat = table.concat
-local recv_frame, send_frame, valid_utf8 =
-    protocol.recv_frame, protocol.send_frame, protocol.valid_utf8
 
 local _M = { _VERSION = "0.1.0" }
 local mt = { __index = _M }
@@ -53,37 +51,11 @@ function _M.new(self, opts)
         max_recv_len = max_recv_len or max_payload_len,
         max_send_len = max_send_len or max_payload_len,
         max_message_len = max_message_len or max_recv_len or max_payload_len,
-        send_unmasked = send_unmasked,
+        mask_out = not send_unmasked,
     }, mt)
 end
 
-function _M.set_timeout(self, time)
-    local sock = rawget(self, "sock")
-    if not sock then
-        return nil, "not initialized"
-    end
-    return sock:settimeout(time)
-end
-
--- "k=v" and bare "k" parameters of one Sec-WebSocket-Extensions element
-local function parse_extension(s)
-    local name
-    local params = {}
-    for item in gmatch(s, "[^;]+") do
-        item = match(item, "^%s*(.-)%s*$")
-        if not name then
-            name = lower(item)
-        else
-            local k, v = match(item, "^([^=%s]+)%s*=%s*\"?([^\"]*)\"?$")
-            if k then
-                params[#params + 1] = { lower(k), v }
-            else
-                params[#params + 1] = { lower(item), true }
-            end
-        end
-    end
-    return name, params
-end
+local parse_extension = conn.parse_extension
 
 -- the permessage-deflate offer for the request, from connect's `compression` option
 local function deflate_offer(c)
@@ -249,9 +221,6 @@ function _M.connect(self, uri, opts)
     if not scheme then
         return nil, "bad websocket uri: " .. uri
     end
-    if scheme == "wss" then
-        return nil, "ssl not supported yet"
-    end
 
     local host, port, path, unix_path
     if sub(rest, 1, 5) == "unix:" then
@@ -268,7 +237,7 @@ function _M.connect(self, uri, opts)
         if not host then
             return nil, "bad websocket uri: " .. uri
         end
-        port = port ~= "" and tonumber(port) or 80
+        port = port ~= "" and tonumber(port) or (scheme == "wss" and 443 or 80)
     end
     if path == "" then
         path = "/"
@@ -277,7 +246,7 @@ function _M.connect(self, uri, opts)
     end
 
     local protos, origin, headers, host_hdr, key, compression
-    local sock_opts
+    local sock_opts, server_name, ssl_verify, client_cert, client_key
     if opts then
         protos = opts.protocols
         if type(protos) == "string" then
@@ -293,9 +262,26 @@ function _M.connect(self, uri, opts)
         elseif compression ~= nil and compression ~= false and type(compression) ~= "table" then
             error("bad argument #2 opts.compression: boolean or table expected", 2)
         end
+        server_name = opts.server_name
+        ssl_verify = opts.ssl_verify
+        client_cert = opts.client_cert
+        client_key = opts.client_priv_key
         if opts.pool or opts.pool_size or opts.backlog then
             sock_opts = { pool = opts.pool, pool_size = opts.pool_size, backlog = opts.backlog }
         end
+    end
+    if scheme == "wss" and not (sock_opts and sock_opts.pool) then
+        -- a pooled TLS connection carries its peer's verified identity and our client
+        -- certificate: it must not be handed to a caller that asked for something else, nor
+        -- to a ws:// caller
+        local cert_tag = ""
+        if client_cert ~= nil then
+            cert_tag = ":" .. (type(client_cert) == "string" and md5(client_cert)
+                               or tostring(client_cert))
+        end
+        sock_opts = sock_opts or {}
+        sock_opts.pool = "wss:" .. (unix_path and ("unix:" .. unix_path) or (host .. ":" .. port))
+                         .. ":" .. (server_name or "") .. ":" .. tostring(ssl_verify) .. cert_tag
     end
     if compression and not deflate_mod then
         local ok, mod = pcall(require, "resty.websocket.deflate")
@@ -315,10 +301,26 @@ function _M.connect(self, uri, opts)
         return driver.fail("connect", err)
     end
 
-    self.fatal, self.closed, self.deflate, self.protocol = nil, nil, nil, nil
+    self.fatal, self.closed, self.peer_closed, self.deflate, self.protocol =
+        nil, nil, nil, nil, nil
     if sock:getreusedtimes() > 0 then
-        -- an upgraded connection from the pool: its handshake is done (as lua-resty-websocket)
+        -- an upgraded connection from the pool: its TLS and websocket handshakes are done
         return 1
+    end
+
+    if scheme == "wss" then
+        if client_cert ~= nil or client_key ~= nil then
+            ok, err = sock:setclientcert(client_cert, client_key)
+            if not ok then
+                sock:close()
+                return nil, "failed to set TLS client certificate: " .. tostring(err)
+            end
+        end
+        ok, err = sock:sslhandshake(false, server_name, ssl_verify)
+        if not ok then
+            sock:close()
+            return nil, "ssl handshake failed: " .. tostring(err)
+        end
     end
 
     if not key then
@@ -328,7 +330,7 @@ function _M.connect(self, uri, opts)
     end
     if not host_hdr then
         host_hdr = host
-        if port and port ~= 80 then
+        if port and port ~= (scheme == "wss" and 443 or 80) then
             host_hdr = host .. ":" .. port
         end
     end
@@ -396,212 +398,6 @@ function _M.get_reused_times(self)
     return driver.get_reused_times(rawget(self, "sock"))
 end
 
--- a send failure or a receive failure other than a timeout leaves the stream unusable
-local function fail(self, err)
-    if err ~= "timeout" and not find(err, "timeout", 1, true) then
-        self.fatal = true
-        self.sock:close()
-    end
-end
-
--- a protocol violation by the peer: tell it why with a close frame (best effort), close the
--- socket, and refuse further use
-local function violation(self, code, err)
-    self.fatal = true
-    local sock = self.sock
-    if not self.closed then
-        self.closed = true
-        send_frame(sock, true, 0x8, p16be(code), nil,
-                   not self.send_unmasked)
-    end
-    sock:close()
-    return nil, nil, err
-end
-
--- close codes a peer may send (RFC 6455 7.4: 1004-1006 and 1015 never go on the wire)
-local function valid_close_code(code)
-    return (code >= 1000 and code <= 1003) or (code >= 1007 and code <= 1014)
-           or (code >= 3000 and code <= 4999)
-end
-
-function _M.recv_frame(self)
-    if self.fatal then
-        return nil, nil, "fatal error already happened"
-    end
-    local sock = rawget(self, "sock")
-    if not sock then
-        return nil, nil, "not initialized"
-    end
-    local d = self.deflate
-    local data, typ, err, rsv1 = recv_frame(sock, self.max_recv_len, false, d ~= nil, true)
-    if not data then
-        if find(err, ": timeout", 1, true) then
-            return nil, nil, err
-        end
-        if find(err, "failed to receive", 1, true) then
-            self.fatal = true
-            sock:close()
-            return nil, nil, err
-        end
-        return violation(self, err == "exceeding max payload len" and 1009 or 1002, err)
-    end
-    if typ == "close" then
-        if err and not valid_close_code(err) then
-            return violation(self, 1002, "bad close code: " .. err)
-        end
-        if data ~= "" and not valid_utf8(data) then
-            return violation(self, 1007, "bad close reason: invalid UTF-8")
-        end
-    elseif d and typ ~= "ping" and typ ~= "pong" then
-        local inflated, ierr = d:recv(data, typ, rsv1, err ~= "again")
-        if not inflated then
-            return violation(self, ierr == "inflated message too big" and 1009 or 1002, ierr)
-        end
-        data = inflated
-    end
-    return data, typ, err
-end
-
-local function send(self, fin, opcode, payload, compress)
-    if self.fatal then
-        return nil, "fatal error already happened"
-    end
-    if self.closed then
-        return nil, "already closed"
-    end
-    local sock = rawget(self, "sock")
-    if not sock then
-        return nil, "not initialized"
-    end
-    if payload == nil then
-        payload = ""
-    elseif type(payload) ~= "string" then
-        payload = tostring(payload)
-    end
-    local rsv1
-    local d = self.deflate
-    if compress and d then
-        if #payload > self.max_send_len then
-            return nil, "payload too big"
-        end
-        local err
-        payload, err = d:compress(payload)
-        if not payload then
-            return nil, err
-        end
-        rsv1 = true
-    end
-    local bytes, err = send_frame(sock, fin, opcode, payload, rsv1 and #payload or
-                                  self.max_send_len, not self.send_unmasked, rsv1)
-    if not bytes and err ~= "payload too big" and err ~= "too much payload for control frame"
-       and err ~= "fragmented control frame" then
-        fail(self, err)
-    end
-    return bytes, err
-end
-
-function _M.send_frame(self, fin, opcode, payload)
-    return send(self, fin, opcode, payload, false)
-end
-
-function _M.send_text(self, data)
-    return send(self, true, 0x1, data, true)
-end
-
-function _M.send_binary(self, data)
-    return send(self, true, 0x2, data, true)
-end
-
-function _M.send_ping(self, data)
-    return send(self, true, 0x9, data, false)
-end
-
-function _M.send_pong(self, data)
-    return send(self, true, 0xa, data, false)
-end
-
-function _M.send_close(self, code, msg)
-    local payload
-    if code then
-        if type(code) ~= "number" or code < 1000 or code > 4999 then
-            return nil, "bad status code"
-        end
-        payload = p16be(code) .. (msg or "")
-    end
-    local bytes, err = send(self, true, 0x8, payload, false)
-    if bytes then
-        self.closed = true
-    end
-    return bytes, err
-end
-
--- recv_message() -> data, typ, err: a whole message, its fragments joined ("text" validated
--- as UTF-8); pings are answered and pongs skipped on the way. A close frame gets a close frame
--- back (echoing its code) and is returned as data, "close", code.
-function _M.recv_message(self)
-    local parts, n, msg_typ, total = {}, 0, nil, 0
-    while true do
-        local data, typ, err = self:recv_frame()
-        if not data then
-            return nil, nil, err
-        end
-        if typ == "ping" then
-            if not self.closed then
-                local ok, serr = self:send_pong(data)
-                if not ok then
-                    return nil, nil, driver.failed_to("send pong", serr)
-                end
-            end
-        elseif typ == "close" then
-            if not self.closed then
-                self:send_close(err)
-            end
-            return data, typ, err
-        elseif typ ~= "pong" then
-            if typ == "continuation" then
-                if not msg_typ then
-                    return violation(self, 1002, "unexpected continuation frame")
-                end
-            elseif msg_typ then
-                return violation(self, 1002, "a new message inside a fragmented one")
-            else
-                msg_typ = typ
-            end
-            total = total + #data
-            if total > self.max_message_len then
-                return violation(self, 1009, "message too big")
-            end
-            n = n + 1
-            parts[n] = data
-            if err ~= "again" then
-                local msg = n == 1 and parts[1] or concat(parts, "", 1, n)
-                if msg_typ == "text" and not valid_utf8(msg) then
-                    return violation(self, 1007, "invalid UTF-8 text")
-                end
-                return msg, msg_typ, nil
-            end
-        end
-    end
-end
-
-function _M.close(self)
-    local sock = rawget(self, "sock")
-    if not sock then
-        return nil, "not initialized"
-    end
-    if self.fatal then
-        sock:close()
-        return nil, "fatal error already happened"
-    end
-    if not self.closed then
-        local bytes, err = self:send_close()
-        if not bytes then
-            sock:close()
-            return driver.fail("send close frame", err)
-        end
-    end
-    self.closed = true
-    return sock:close()
-end
+conn.install(_M)
 
 return _M

@@ -1,6 +1,6 @@
--- resty.websocket.deflate: permessage-deflate (RFC 7692) for resty.websocket.client, over zlib
--- through the LuaJIT FFI. One object per connection holds a deflate stream (our messages) and
--- an inflate stream (the peer's), reset after each message when the negotiated
+-- resty.websocket.deflate: permessage-deflate (RFC 7692) for the websocket client and server,
+-- over zlib through the LuaJIT FFI. One object per connection holds a deflate stream (our
+-- messages) and an inflate stream (the peer's), reset after each message when the negotiated
 -- *_no_context_takeover says so. The inflated size of a message is capped (a compression
 -- bomb gets an error, not memory exhaustion). Written for this project.
 
@@ -65,12 +65,24 @@ local function zerr(what, strm, rc)
     return what .. ": " .. msg
 end
 
--- new(settings, max_inflated_len): settings from the handshake (client.lua's deflate_accept):
---   server_no_context_takeover, client_no_context_takeover, client_max_window_bits, level
+-- new(settings, max_inflated_len): settings from the handshake (client.lua's deflate_accept,
+-- server.lua's negotiate): server_no_context_takeover, client_no_context_takeover,
+-- client_max_window_bits, server_max_window_bits, level, and is_server (we are the server:
+-- our messages follow the server_* parameters, the peer's the client_* ones)
 function _M.new(settings, max_inflated_len)
+    local own_bits, reset_deflate, reset_inflate
+    if settings.is_server then
+        own_bits = settings.server_max_window_bits
+        reset_deflate = settings.server_no_context_takeover
+        reset_inflate = settings.client_no_context_takeover
+    else
+        own_bits = settings.client_max_window_bits
+        reset_deflate = settings.client_no_context_takeover
+        reset_inflate = settings.server_no_context_takeover
+    end
     local def = ffi_new("cosocket_z_stream[1]")
     local rc = zlib.deflateInit2_(def, settings.level or -1, Z_DEFLATED,
-                                  -(settings.client_max_window_bits or 15), 8,
+                                  -(own_bits or 15), 8,
                                   Z_DEFAULT_STRATEGY, VERSION, STREAM_SIZE)
     if rc ~= Z_OK then
         return nil, zerr("failed to init deflate", def[0], rc)
@@ -86,8 +98,8 @@ function _M.new(settings, max_inflated_len)
     return setmetatable({
         def = def,
         inf = inf,
-        reset_deflate = settings.client_no_context_takeover,
-        reset_inflate = settings.server_no_context_takeover,
+        reset_deflate = reset_deflate,
+        reset_inflate = reset_inflate,
         max_len = max_inflated_len,
         compressed = false,   -- the message being received is compressed
         total = 0,            -- its inflated bytes so far
