@@ -1,9 +1,9 @@
 -- echo: BENCH.conc light threads, each with its own connection, send SIZE bytes and
--- receive(SIZE), BENCH.total round trips in all.
+-- receive(SIZE), BENCH.ops round trips in all.
 local common = require "common"
 local B = BENCH
 local msg = string.rep("x", B.size)
-local elapsed, cpu = common.run(B.conc, B.total, function()
+local elapsed, cpu = common.run(B.conc, B.ops, function()
     local s = ngx.socket.tcp()
     s:settimeout(10000)
     assert(s:connect("127.0.0.1", B.port))
@@ -14,4 +14,4 @@ end, function(s)
     if not ok then return nil, err end
     return s:receive(B.size)
 end)
-common.report(B.total, elapsed, cpu)
+common.report(B.ops, elapsed, cpu)

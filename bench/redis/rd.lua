@@ -3,53 +3,38 @@
 -- values, 1000 keys). Runs unchanged on cosocket and inside nginx + ngx_lua. Parameters come
 -- from the global BENCH table; the result is one line "ops=N elapsed=S cpu=S".
 local redis = require "resty.redis"
+local common = require "common"  -- bench/lua/common.lua: run(), report() for both runtimes
 local B = BENCH
-
-local common = require "common"  -- bench/lua/common.lua: cpu() and now() for both runtimes
-local cpu, now = common.cpu, common.now
 
 local NKEYS = 1000
 local keys, value = {}, string.rep("v", 32)
 for i = 1, NKEYS do keys[i] = string.format("key:%012d", i) end
+local pipe, get = B.pipe or 1, B.mode == "get"
 
-local function client()
+local function setup(t)
     local r = assert(redis:new())
     r:set_timeout(10000)
     assert(r:connect("127.0.0.1", B.port))
-    return r
-end
-
-local conns = {}
-for t = 1, B.conc do conns[t] = client() end
-for i = 1, NKEYS do assert(conns[1]:set(keys[i], value)) end
-
-local pipe = B.pipe or 1
-local per = math.floor(B.ops / B.conc / pipe)
-local get = B.mode == "get"
-local function worker(r, t)
-    local j = t
-    for _ = 1, per do
-        if pipe > 1 then
-            r:init_pipeline(pipe)
-            for _ = 1, pipe do
-                j = j % NKEYS + 1
-                if get then r:get(keys[j]) else r:set(keys[j], value) end
-            end
-            local res, err = r:commit_pipeline()
-            if not res then error("pipeline failed: " .. tostring(err)) end
-        else
-            j = j % NKEYS + 1
-            local v, err
-            if get then v, err = r:get(keys[j]) else v, err = r:set(keys[j], value) end
-            if not v then error(B.mode .. " failed: " .. tostring(err)) end
-        end
+    if t == 1 then
+        for i = 1, NKEYS do assert(r:set(keys[i], value)) end
     end
+    return { r = r, j = t }
 end
 
-local t0, c0 = now(), cpu()
-local threads = {}
-for t = 1, B.conc do threads[t] = ngx.thread.spawn(worker, conns[t], t) end
-for t = 1, B.conc do assert(ngx.thread.wait(threads[t])) end
-local elapsed, used = now() - t0, cpu() - c0
-for t = 1, B.conc do conns[t]:close() end
-ngx.say(string.format("ops=%d elapsed=%.6f cpu=%.6f", per * B.conc * pipe, elapsed, used))
+local function one(st)
+    st.j = st.j % NKEYS + 1
+    if get then return st.r:get(keys[st.j]) end
+    return st.r:set(keys[st.j], value)
+end
+
+-- one op: a command, or a pipeline of `pipe` commands
+local function op(st)
+    if pipe == 1 then return one(st) end
+    st.r:init_pipeline(pipe)
+    for _ = 1, pipe do one(st) end
+    return st.r:commit_pipeline()
+end
+
+local batches = math.floor(B.ops / pipe)
+local elapsed, cpu = common.run(B.conc, batches, setup, op)
+common.report(batches * pipe, elapsed, cpu)
