@@ -192,6 +192,27 @@ P(u:receive())
     ]
 
 
+def test_udp_lenient_arguments_as_openresty(run_lua_ok, udp_echo, tcp_port_closed):
+    # values checked with nginx + ngx_lua 0.10.23: no port means port 0, a size of 0 or less
+    # means the largest datagram, a negative timeout is accepted (nginx: a huge one)
+    out = lua(run_lua_ok, """
+local u = ngx.socket.udp()
+P(u:setpeername("127.0.0.1"))
+P(u:send("x"))
+u:settimeout(300)
+P(u:receive())
+local e = ngx.socket.udp()
+PC(e.settimeout, e, -1)
+e:settimeout(500)
+assert(e:setpeername("127.0.0.1", @PORT@))
+e:send(("d"):rep(3000))
+P(#e:receive(0))
+e:send("abc")
+P(e:receive(-1))
+""", {"PORT": udp_echo.port})
+    assert out == ["1", "1", "nil|connection refused", "ok", "3000", "abc"]
+
+
 # ---------------------------------------------------------------------------------------
 # TCP over unix stream sockets
 

@@ -111,8 +111,8 @@ int l_setpeername(lua_State* L) {
     if (!perr.empty()) return push_err(L, perr.c_str());
     return push_ok_or(L, open_peer(s, addr));
   }
-  if (n != 3) return luaL_error(L, "ngx.socket.udp setpeername: expecting 3 arguments (including the object), but seen %d", n);
-  lua_Integer port = luaL_checkinteger(L, 3);
+  // no port: port 0, as OpenResty does (sends go nowhere; a receive gets "connection refused")
+  lua_Integer port = n == 3 ? luaL_checkinteger(L, 3) : 0;
   if (port < 0 || port > 65535) {
     lua_pushnil(L);
     lua_pushfstring(L, "bad port number: %d", static_cast<int>(port));
@@ -199,8 +199,8 @@ int l_receive(lua_State* L) {
   size_t size = kMaxDatagram;
   if (n == 2 && !lua_isnil(L, 2)) {
     lua_Number v = luaL_checknumber(L, 2);
-    if (v <= 0) return luaL_argerror(L, 2, "bad size argument");
-    size = v > kMaxDatagram ? kMaxDatagram : static_cast<size_t>(v);
+    // 0 or less: the largest datagram, as OpenResty does
+    size = v <= 0 || v > kMaxDatagram ? kMaxDatagram : static_cast<size_t>(v);
   }
   if (s->fd < 0) return push_err(L, "closed");
   if (s->waiter) return push_err(L, "socket busy");
@@ -227,7 +227,8 @@ int l_settimeout(lua_State* L) {
   if (lua_gettop(L) != 2)
     return luaL_error(L, "ngx.socket settimeout: expecting 2 arguments (including the object) but seen %d", lua_gettop(L));
   lua_Number t = luaL_checknumber(L, 2);
-  if (t < 0 || t > 2147483647.0) return luaL_error(L, "bad timeout value");
+  // nginx keeps a negative timeout as a huge unsigned one; here it is the longest we allow
+  if (t < 0 || t > 2147483647.0) t = 2147483647.0;
   s->read_timeout = static_cast<long>(t);
   return 0;
 }
