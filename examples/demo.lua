@@ -1,10 +1,12 @@
 -- examples/demo.lua: the cosocket runtime against real servers.
 --
--- Run by scripts/demo, which starts redis, memcached and a Knot DNS server on loopback and
--- sets COSOCKET_REDIS / COSOCKET_MEMCACHED / COSOCKET_DNS to "host:port". First it speaks
--- redis and memcached by hand on raw cosockets (light threads, a keepalive pool,
--- receiveuntil, a timer, a semaphore), then through the bundled drivers (resty.redis,
--- resty.memcached, resty.dns.resolver) -- the same code runs under OpenResty.
+-- Run by scripts/demo, which starts redis, memcached, a Knot DNS server, MariaDB and
+-- beanstalkd on loopback and sets COSOCKET_REDIS / _MEMCACHED / _DNS / _MARIADB /
+-- _BEANSTALKD to "host:port". First it speaks redis and memcached by hand on raw cosockets
+-- (light threads, a keepalive pool, receiveuntil, a timer, a semaphore), then through the
+-- bundled drivers (resty.redis, resty.memcached, resty.dns.resolver, resty.mysql,
+-- resty.beanstalkd) -- the same code runs under OpenResty -- and last it serves: a
+-- websocket server on cosocket.listen, talked to by resty.websocket.client.
 local ngx = ngx
 local tcp, spawn, wait = ngx.socket.tcp, ngx.thread.spawn, ngx.thread.wait
 local concat, insert = table.concat, table.insert
@@ -21,6 +23,8 @@ end
 local REDIS_HOST, REDIS_PORT = addr("COSOCKET_REDIS")
 local MC_HOST, MC_PORT = addr("COSOCKET_MEMCACHED")
 local DNS_HOST, DNS_PORT = addr("COSOCKET_DNS")
+local MY_HOST, MY_PORT = addr("COSOCKET_MARIADB")
+local BS_HOST, BS_PORT = addr("COSOCKET_BEANSTALKD")
 
 -- a tiny RESP client: one request, one reply
 local function redis(sock, ...)
@@ -165,5 +169,47 @@ for _, ans in ipairs(answers) do
 end
 table.sort(addrs)
 ngx.say("resty.dns.resolver www.cosocket.test A -> ", concat(addrs, ", "))
+
+local mysql = require "resty.mysql"
+local db = assert(mysql:new())
+db:set_timeout(5000)
+assert(db:connect{ host = MY_HOST, port = MY_PORT, user = "native", password = "nativepw",
+                   database = "testdb" })
+local rows = assert(db:query("select 6 * 7 answer, version() v"))
+ngx.say("resty.mysql query -> answer=", rows[1].answer, " (", rows[1].v:match("^[%d.]+"), ")")
+local sum = assert(db:query_params("select ? + ? s, ? t", 40, 2, "it's safe"))
+ngx.say("resty.mysql prepared -> ", sum[1].s, ", ", sum[1].t)
+db:set_keepalive(10000, 10)
+
+local beanstalkd = require "resty.beanstalkd"
+local bs = beanstalkd:new()
+bs:set_timeout(5000)
+assert(bs:connect(BS_HOST, BS_PORT, { use = "demo", watch = { "demo" } }))
+local jid = assert(bs:put("send the report"))
+local rid, job = bs:reserve(1)
+ngx.say("resty.beanstalkd put/reserve -> ", tostring(rid == jid), ", ", tostring(job))
+bs:delete(rid)
+bs:close()
+
+-- 6. serving: a websocket server written in Lua, and the client driver talking to it
+local cosocket = require "cosocket"
+local wserver = require "resty.websocket.server"
+local srv = assert(cosocket.listen{ host = "127.0.0.1", port = 0, handler = function(sock)
+    local ws = assert(wserver:new{ sock = sock, timeout = 2000 })
+    while true do
+        local data, typ = ws:recv_frame()
+        if not data or typ == "close" then break end
+        if typ == "text" then ws:send_text(data:upper()) end
+    end
+    ws:send_close()
+end })
+local wclient = require "resty.websocket.client"
+local wc = wclient:new{ timeout = 2000 }
+assert(wc:connect("ws://127.0.0.1:" .. srv:port() .. "/echo"))
+wc:send_text("hello from the client")
+local echoed = wc:recv_frame()
+ngx.say("websocket via cosocket.listen -> ", echoed)
+wc:close()
+srv:close()
 
 ngx.say("demo done")
