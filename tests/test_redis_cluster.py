@@ -135,7 +135,7 @@ P(c:ping(), c:incr("route:n"), c:del("route:n"))
 """)
     assert out[0] == "12182|12739|true|false|true"
     assert out[1] == "30|v7|null"
-    assert out[2] == '"OK"|{"1","2"}|nil'
+    assert out[2] == '"OK"|{"1","2"}'
     assert out[3].startswith('false|"CROSSSLOT')
     assert out[4] == "PONG|1|1|nil"
 
@@ -178,10 +178,10 @@ PS(c:get("{mig}old"), c:get("{mig}new"))    -- MOVED, then the map is reloaded
 P(c.refreshes > before, c.slots[slot] == "127.0.0.1:" .. to)
 PS(A:get("{mig}old"))
 """)
-    assert out[0] == "OK|OK|nil"
-    assert out[1:4] == ['"o"|nil', '"OK"|nil', "1|1|nil"]
+    assert out[0] == "OK|OK"
+    assert out[1:4] == ['"o"', '"OK"', "1|1"]
     assert out[4] == '"n"|nil'
-    assert out[5] == '"OK"|nil' and out[6] == "OK|OK|nil"
+    assert out[5] == '"OK"' and out[6] == "OK|OK"
     assert out[7] == '"o"|"n"|nil'
     assert out[8] == "true|true"
     assert out[9].startswith('false|"MOVED ')
@@ -217,5 +217,5 @@ P(c:get(key), c.slots[rc.keyslot(key)], c.refreshes == before)
 P(c:set(key, "after"), c:get(key), c.refreshes > before)
 """)
     p1, p4 = cluster.ports[0], cluster.ports[3]
-    assert out == [f"OK|127.0.0.1:{p1}", "OK|nil", f"before|127.0.0.1:{p4}|true",
+    assert out == [f"OK|127.0.0.1:{p1}", "OK", f"before|127.0.0.1:{p4}|true",
                    "OK|after|true"]

@@ -95,6 +95,6 @@ red = assert(s:connect())
 P(red:role()[1], red:get("sk"))
 """, BAD=services.free_port(), S=sentinel.sport, M=sentinel.mport, R=sentinel.rport)
     m, r = sentinel.mport, sentinel.rport
-    assert out == [f"127.0.0.1|{m}", f"1|127.0.0.1|{r}", "OK|v1|nil", "master", "slave|v1",
-                   "nil|unknown master nope", "OK|nil", f"127.0.0.1|{r}", "OK|v2|nil",
-                   "master|v2|nil"], out
+    assert out == [f"127.0.0.1|{m}", f"1|127.0.0.1|{r}", "OK|v1", "master", "slave|v1",
+                   "nil|unknown master nope", "OK", f"127.0.0.1|{r}", "OK|v2",
+                   "master|v2"], out

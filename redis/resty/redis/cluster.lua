@@ -261,8 +261,10 @@ local function run(self, cmd, args, nargs)
                 else
                     return res, err
                 end
-            else
+            elseif err ~= nil then
                 return res, err
+            else
+                return res          -- one value, as resty.redis
             end
         end
     end

@@ -188,7 +188,10 @@ function _M.run(self, cmd, ...)
         end
         local demoted = res == false and type(err) == "string" and sub(err, 1, 8) == "READONLY"
         if res ~= nil and not demoted then
-            return res, err
+            if err ~= nil then
+                return res, err
+            end
+            return res              -- one value, as resty.redis
         end
         if attempt == 1 then sleep(0.1) end
     end
