@@ -137,7 +137,7 @@ P(c:ping(), c:incr("route:n"), c:del("route:n"))
     assert out[1] == "30|v7|null"
     assert out[2] == '"OK"|{"1","2"}'
     assert out[3].startswith('false|"CROSSSLOT')
-    assert out[4] == "PONG|1|1|nil"
+    assert out[4] == "PONG|1|1"
 
 
 def test_pipeline_across_nodes(run_lua_ok, cluster):
@@ -180,9 +180,9 @@ PS(A:get("{mig}old"))
 """)
     assert out[0] == "OK|OK"
     assert out[1:4] == ['"o"', '"OK"', "1|1"]
-    assert out[4] == '"n"|nil'
+    assert out[4] == '"n"'
     assert out[5] == '"OK"' and out[6] == "OK|OK"
-    assert out[7] == '"o"|"n"|nil'
+    assert out[7] == '"o"|"n"'
     assert out[8] == "true|true"
     assert out[9].startswith('false|"MOVED ')
 
