@@ -290,9 +290,19 @@ local function fill(self, sock)
 end
 
 -- the next line without its CRLF (a lone LF ends a line too, as receive("*l") does); nil, err
-local function read_line(self, sock)
+local function line_at(self, buf, pos, e)
+    self._rpos = e + 1
+    if e > pos and byte(buf, e - 1) == 13 then
+        return sub(buf, pos, e - 2)
+    end
+    return sub(buf, pos, e - 1)
+end
+
+-- the line is not all buffered: read until it is (a separate function: a loop in read_line
+-- would keep the JIT from compiling its callers' loops)
+local function read_line_more(self, sock)
     local buf, pos = self._rbuf, self._rpos
-    local e = find(buf, "\n", pos, true)
+    local e
     while not e do
         if #buf - pos >= MAX_LINE then
             return nil, "line too long", true
@@ -305,11 +315,16 @@ local function read_line(self, sock)
         buf, pos = self._rbuf, 1
         e = find(buf, "\n", from, true)
     end
-    self._rpos = e + 1
-    if e > pos and byte(buf, e - 1) == 13 then
-        return sub(buf, pos, e - 2)
+    return line_at(self, buf, pos, e)
+end
+
+local function read_line(self, sock)
+    local buf, pos = self._rbuf, self._rpos
+    local e = find(buf, "\n", pos, true)
+    if not e then
+        return read_line_more(self, sock)
     end
-    return sub(buf, pos, e - 1)
+    return line_at(self, buf, pos, e)
 end
 
 -- exactly n bytes; nil, err
@@ -512,6 +527,7 @@ end
 -- requests up to this size are sent as one string, longer ones as a table of pieces (a large
 -- value is not copied)
 local CONCAT_MAX = 16 * 1024
+local PIPE_CONCAT_MAX = 256     -- pipelines of up to this many short requests: one string
 
 local function to_arg(arg, i, name)
     local typ = type(arg)
@@ -600,28 +616,45 @@ end
 -- Reads the reply to a command; messages and RESP3 pushes that arrive first are buffered
 -- for read_reply. want_kind: for (un)subscribe, the push/array kind that answers it.
 local function read_reply_for(self, sock, want_kind)
-    while true do
-        local res, err, push = read_value(self, sock, false)
-        if res == nil then
-            return nil, err
-        end
-        if type(res) == "table" then
-            local kind = res[1]
-            if want_kind and kind == want_kind then
-                return res
-            end
-            if push or (rawget(self, "_subscribed") and MESSAGE_KINDS[kind]) then
-                buffer_push(self, res)
-            else
-                return res
-            end
-        elseif err ~= nil then
+    local res, err, push = read_value(self, sock, false)
+    if type(res) ~= "table" then
+        if err ~= nil then
             return res, err
-        else
-            return res
         end
+        return res
     end
+    local kind = res[1]
+    if want_kind and kind == want_kind then
+        return res
+    end
+    if push or (rawget(self, "_subscribed") and MESSAGE_KINDS[kind]) then
+        buffer_push(self, res)
+        -- no loop here: a loop would keep the JIT from compiling the callers' loops
+        return read_reply_for(self, sock, want_kind)
+    end
+    return res
 end
+
+-- what a command's reply changes in the connection's state
+local AFTER = {
+    multi = function(self, res)
+        if res then self._in_multi = true end
+    end,
+    exec = function(self) self._in_multi = nil end,
+    discard = function(self) self._in_multi = nil end,
+    hello = function(self, res)
+        if type(res) == "table" then
+            local proto = res.proto or res[6]
+            if proto then self._resp = tonumber(proto) end
+        end
+    end,
+    reset = function(self, res)
+        if res then
+            self._subscribed, self._nchan, self._npat, self._in_multi, self._resp =
+                false, 0, 0, nil, 2
+        end
+    end,
+}
 
 -- Sends the request of command name and reads its reply. The results are those of the
 -- reply: one value, or two for a server error (false, err) or a failure (nil, err), as
@@ -640,15 +673,9 @@ local function run_req(self, sock, name, lname, req)
     end
     local res
     res, err = read_reply_for(self, sock, nil)
-    if lname == "multi" then
-        if res then self._in_multi = true end
-    elseif lname == "exec" or lname == "discard" then
-        self._in_multi = nil
-    elseif lname == "hello" and type(res) == "table" then
-        local proto = res.proto or res[6]
-        if proto then self._resp = tonumber(proto) end
-    elseif lname == "reset" and res then
-        self._subscribed, self._nchan, self._npat, self._in_multi, self._resp = false, 0, 0, nil, 2
+    local after = AFTER[lname]
+    if after then
+        after(self, res)
     end
     if err ~= nil then
         return res, err
@@ -691,9 +718,13 @@ do_cmd = function(self, name, ...)
         return nil, "not initialized"
     end
     local lname, err
-    name, lname, err = cmd_name(self, name)
-    if not name then
-        return nil, err
+    if rawget(self, "_module_prefix") == nil and not rawget(self, "_subscribed") then
+        lname = LOWER[name]
+    else
+        name, lname, err = cmd_name(self, name)
+        if not name then
+            return nil, err
+        end
     end
     local n = select("#", ...)
     local req
@@ -834,7 +865,21 @@ function _M.commit_pipeline(self)
     if n == 0 then
         return {}
     end
-    local bytes, err = sock:send(reqs)
+    -- short requests are strings: one string for the socket (a large value stays a piece)
+    local data = reqs
+    if n <= PIPE_CONCAT_MAX then
+        local all_strings = true
+        for i = 1, n do
+            if type(reqs[i]) ~= "string" then
+                all_strings = false
+                break
+            end
+        end
+        if all_strings then
+            data = concat(reqs, "", 1, n)
+        end
+    end
+    local bytes, err = sock:send(data)
     if not bytes then
         sock:close()
         return nil, err
@@ -858,22 +903,20 @@ function _M.get_attributes(self)
     return rawget(self, "_attributes")
 end
 
--- Any other name is a redis command: red:xadd(...), red:object("encoding", k) ...
-mt = {
+-- Any other name is a redis command: red:xadd(...), red:object("encoding", k) ... The method is
+-- made on first use and kept in _M, so later calls find it by a plain table lookup.
+setmetatable(_M, {
     __index = function(_, name)
-        local f = _M[name]
-        if f ~= nil then
-            return f
-        end
         if type(name) ~= "string" or sub(name, 1, 1) == "_" then
             return nil
         end
-        f = function(self, ...)
+        local f = function(self, ...)
             return do_cmd(self, name, ...)
         end
         rawset(_M, name, f)
         return f
     end,
-}
+})
+mt = { __index = _M }
 
 return _M
