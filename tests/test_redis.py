@@ -415,6 +415,33 @@ end
         'nil|protocol error: too many elements: "*2000000000000"|nil|closed']
 
 
+def test_split_and_endless_lines(run_lua_ok, fake_server):
+    """Replies cut anywhere by TCP (CR and LF in different segments, a bulk string's header,
+    data and CRLF apart) are read whole; a line without end is refused at 16 MB, closed."""
+    split = fake_server([("read_until", b"\r\nk\r\n"), ("reply", b"+PO"), ("delay", 0.05),
+                         ("reply", b"NG\r"), ("delay", 0.05), ("reply", b"\n$1"), ("delay", 0.05),
+                         ("reply", b"0\r\n01234"), ("delay", 0.05), ("reply", b"56789\r"),
+                         ("delay", 0.05), ("reply", b"\n:4"), ("delay", 0.05), ("reply", b"2\n"),
+                         ("stall",)])
+    endless = fake_server([("read_until", b"\r\nk\r\n"),
+                           ("reply", b"+" + b"x" * (17 * 1024 * 1024)), ("stall",)])
+    out = rl(run_lua_ok, """
+local red = redis:new()
+red:set_timeout(5000)
+assert(red:connect("127.0.0.1", @SPLIT@))
+red:init_pipeline() red:get("k") red:get("k") red:get("k")
+PS(red:commit_pipeline())
+P(red:set_keepalive())
+red = redis:new()
+red:set_timeout(5000)
+assert(red:connect("127.0.0.1", @ENDLESS@))
+local res, err = red:get("k")
+P(res, err, red:set_keepalive())
+""", SPLIT=split.port, ENDLESS=endless.port)
+    assert out == ['{"PONG","0123456789",42}', "1",
+                   'nil|protocol error: line too long: "+' + "x" * 39 + '..."|nil|closed']
+
+
 def test_stalled_server_times_out_not_pooled(run_lua_ok, fake_server):
     srv = fake_server([("read_until", b"ping\r\n"), ("reply", b"+PONG\r\n"),
                        ("read_until", b"ping\r\n"), ("reply", b"$10\r\nab"), ("stall",)])

@@ -273,23 +273,10 @@ end
 -- arrived (a whole GET reply, or a whole pipeline's, in one call) and lines and bulk strings are
 -- cut from it in Lua. Fields: _rbuf (a string), _rpos (the index of its first unread byte).
 local RECV_MAX = 65536
-local MAX_LINE = 64 * 1024 * 1024     -- a status/error/number line longer than this is refused
+local MAX_LINE = 16 * 1024 * 1024     -- a status/error/number line longer than this is refused
 
--- appends what the socket has (at least one byte) to the buffer: true; nil, err
-local function fill(self, sock)
-    local data, err = sock:receiveany(RECV_MAX)
-    if not data then
-        return nil, err
-    end
-    local buf, pos = self._rbuf, self._rpos
-    if pos <= #buf then
-        data = sub(buf, pos) .. data
-    end
-    self._rbuf, self._rpos = data, 1
-    return true
-end
-
--- the next line without its CRLF (a lone LF ends a line too, as receive("*l") does); nil, err
+-- the line at buf[pos..e] (e: its LF) without its CRLF (a lone LF ends a line too, as
+-- receive("*l") does); the buffer position moves past it
 local function line_at(self, buf, pos, e)
     self._rpos = e + 1
     if e > pos and byte(buf, e - 1) == 13 then
@@ -298,24 +285,40 @@ local function line_at(self, buf, pos, e)
     return sub(buf, pos, e - 1)
 end
 
--- the line is not all buffered: read until it is (a separate function: a loop in read_line
--- would keep the JIT from compiling its callers' loops)
+-- the line is not all buffered: read until it is, keeping the pieces in a table (linear in the
+-- line's length); a separate function, as a loop in read_line would keep the JIT from
+-- compiling its callers' loops
 local function read_line_more(self, sock)
     local buf, pos = self._rbuf, self._rpos
-    local e
-    while not e do
-        if #buf - pos >= MAX_LINE then
-            return nil, "line too long", true
-        end
-        local from = #buf - pos + 2
-        local ok, err = fill(self, sock)
-        if not ok then
+    local head = pos <= #buf and sub(buf, pos) or ""
+    local parts, np, size = { head }, 1, #head
+    while true do
+        local data, err = sock:receiveany(RECV_MAX)
+        if not data then
+            -- kept: after a timeout while subscribed the connection stays usable
+            self._rbuf, self._rpos = concat(parts, "", 1, np), 1
             return nil, err
         end
-        buf, pos = self._rbuf, 1
-        e = find(buf, "\n", from, true)
+        local e = find(data, "\n", 1, true)
+        if e then
+            np = np + 1
+            parts[np] = sub(data, 1, e)
+            local line = concat(parts, "", 1, np)
+            self._rbuf, self._rpos = data, e + 1
+            local n = #line
+            if n > 1 and byte(line, n - 1) == 13 then
+                return sub(line, 1, n - 2)
+            end
+            return sub(line, 1, n - 1)
+        end
+        size = size + #data
+        np = np + 1
+        parts[np] = data
+        if size > MAX_LINE then
+            self._rbuf, self._rpos = sub(concat(parts, "", 1, np < 3 and np or 3), 1, 64), 1
+            return nil, "line too long", true
+        end
     end
-    return line_at(self, buf, pos, e)
 end
 
 local function read_line(self, sock)
