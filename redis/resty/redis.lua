@@ -285,13 +285,17 @@ local function line_at(self, buf, pos, e)
     return sub(buf, pos, e - 1)
 end
 
--- the line is not all buffered: read until it is, keeping the pieces in a table (linear in the
--- line's length); a separate function, as a loop in read_line would keep the JIT from
--- compiling its callers' loops
-local function read_line_more(self, sock)
-    local buf, pos = self._rbuf, self._rpos
-    local head = pos <= #buf and sub(buf, pos) or ""
-    local parts, np, size = { head }, 1, #head
+-- a line without its CRLF or LF
+local function chomp(line)
+    local n = #line
+    if n > 1 and byte(line, n - 1) == 13 then
+        return sub(line, 1, n - 2)
+    end
+    return sub(line, 1, n - 1)
+end
+
+-- a line longer than one read: the pieces kept in a table (linear in the line's length)
+local function read_line_long(self, sock, parts, np, size)
     while true do
         local data, err = sock:receiveany(RECV_MAX)
         if not data then
@@ -303,13 +307,8 @@ local function read_line_more(self, sock)
         if e then
             np = np + 1
             parts[np] = sub(data, 1, e)
-            local line = concat(parts, "", 1, np)
             self._rbuf, self._rpos = data, e + 1
-            local n = #line
-            if n > 1 and byte(line, n - 1) == 13 then
-                return sub(line, 1, n - 2)
-            end
-            return sub(line, 1, n - 1)
+            return chomp(concat(parts, "", 1, np))
         end
         size = size + #data
         np = np + 1
@@ -319,6 +318,30 @@ local function read_line_more(self, sock)
             return nil, "line too long", true
         end
     end
+end
+
+-- the line is not all buffered (at a GET's reply, nothing is): read (a separate function, as
+-- a loop in read_line would keep the JIT from compiling its callers' loops)
+local function read_line_more(self, sock)
+    local buf, pos = self._rbuf, self._rpos
+    local data, err = sock:receiveany(RECV_MAX)
+    if not data then
+        return nil, err                 -- nothing consumed
+    end
+    local e = find(data, "\n", 1, true)
+    if pos > #buf then
+        self._rbuf = data
+        if e then
+            return line_at(self, data, 1, e)
+        end
+        return read_line_long(self, sock, { data }, 1, #data)
+    end
+    local head = sub(buf, pos)
+    if e then
+        self._rbuf, self._rpos = data, e + 1
+        return chomp(head .. sub(data, 1, e))
+    end
+    return read_line_long(self, sock, { head, data }, 2, #head + #data)
 end
 
 local function read_line(self, sock)
