@@ -100,12 +100,48 @@ PS(red:set("rt:f", 1.5), red:incrbyfloat("rt:f", 1))
 red:del("rt:n")
 """, port=redis.port)
     assert out == [
-        '"OK"|nil', '"PONG"|nil', '"v"|nil', 'null|nil', '1|-4|nil', '3|nil',
-        '{"a","b","c"}|nil', '{}|nil', 'null|nil',
+        '"OK"', '"PONG"', '"v"', 'null', '1|-4', '3',
+        '{"a","b","c"}', '{}', 'null',
         'false|"WRONGTYPE Operation against a key holding the wrong kind of value"',
         'false|"ERR unknown command \'nosuchcommand\', with args beginning with: "',
-        '{"v",null}|nil', '{1,"x",{2},{false,"ERR boom"}}|nil',
-        '"OK"|"1152921504606846976"|nil', '"OK"|"2.5"|nil']
+        '{"v",null}', '{1,"x",{2},{false,"ERR boom"}}',
+        '"OK"|"1152921504606846976"', '"OK"|"2.5"']
+
+
+def test_return_counts(run_lua_ok, redis):
+    # how many values each call returns, as lua-resty-redis 0.27 (checked in nginx + ngx_lua
+    # with Debian's lua-nginx-redis): a reply is one value, a server error or a failure two
+    out = rl(run_lua_ok, """
+local function N(...) return select("#", ...) end
+local red = redis:new()
+P("set_timeout", N(red:set_timeout(1000)), "connect", N(red:connect("127.0.0.1", @PORT@)))
+P("status", N(red:set("rc:s", "v")), "bulk", N(red:get("rc:s")), "nil", N(red:get("rc:none")),
+  "int", N(red:incr("rc:n")), "array", N(red:mget("rc:s", "rc:none")),
+  "empty", N(red:lrange("rc:none", 0, -1)), "nilarr", N(red:blpop("rc:none", 0.01)),
+  "error", N(red:incr("rc:s")), "ping", N(red:ping()), "hmset", N(red:hmset("rc:h", {a = 1})),
+  "args3", N(red:mset("rc:a", 1, "rc:b", 2)), "noargs", N(red:dbsize()))
+P("init", N(red:init_pipeline()), "queued", N(red:get("rc:s")), N(red:set("rc:s", "v")),
+  "commit", N(red:commit_pipeline()), "nopipe", N(red:commit_pipeline()),
+  "cancel", N(red:init_pipeline(2)), N(red:cancel_pipeline()))
+P("multi", N(red:multi()), "queued", N(red:get("rc:s")), "exec", N(red:exec()))
+P("sub", N(red:subscribe("rc:ch")), "unsub", N(red:unsubscribe("rc:ch")),
+  "notsub", N(red:read_reply()), "keepalive", N(red:set_keepalive()))
+local r2 = redis:new()
+P("closed", N(r2:get("rc:s")), N(r2:close()), "refused", N(r2:connect("127.0.0.1", 1)))
+red:connect("127.0.0.1", @PORT@)
+red:hello(3)
+P("resp3", N(red:hgetall("rc:h")), N(red:get("rc:s")), N(red:get("rc:none")), N(red:incr("rc:s")))
+red:close()
+""", port=redis.port)
+    assert out == [
+        "set_timeout|0|connect|1",
+        "status|1|bulk|1|nil|1|int|1|array|1|empty|1|nilarr|1|error|2|ping|1|hmset|1"
+        "|args3|1|noargs|1",
+        "init|0|queued|0|0|commit|1|nopipe|2|cancel|0|0",
+        "multi|1|queued|1|exec|1",
+        "sub|1|unsub|2|notsub|2|keepalive|1",
+        "closed|2|2|refused|2",
+        "resp3|1|1|1|2"]
 
 
 def test_command_families(run_lua_ok, redis):
@@ -127,12 +163,12 @@ PS(red:object("encoding", "cf:t"), red:config("get", "maxmemory-policy"))
 PS(red:SET("cf:upper", "u"), red:Get("cf:upper"))
 """, port=redis.port)
     assert out == [
-        '2|"v1"|0|nil', '"OK"|{"v1","v3",null}|nil',
-        '{f1="v1",f2="v2",f3="v3"}', '2|1|2|nil',
-        '2|{"one","1","two","2.5"}|"2.5"|nil', '2|"y"|1|nil',
-        '"string"|1|{"k","v"}', '1|true|"zset"|nil',
-        '"OK"|"QUEUED"|"QUEUED"|{"OK",2}|nil', '"2"|nil',
-        '"int"|{"maxmemory-policy","noeviction"}|nil', '"OK"|"u"|nil']
+        '2|"v1"|0', '"OK"|{"v1","v3",null}',
+        '{f1="v1",f2="v2",f3="v3"}', '2|1|2',
+        '2|{"one","1","two","2.5"}|"2.5"', '2|"y"|1',
+        '"string"|1|{"k","v"}', '1|true|"zset"',
+        '"OK"|"QUEUED"|"QUEUED"|{"OK",2}', '"2"',
+        '"int"|{"maxmemory-policy","noeviction"}', '"OK"|"u"']
 
 
 def test_binary_safe_and_10mb(run_lua_ok, redis):
@@ -152,7 +188,7 @@ local r = red:mget("bin:big", "bin:" .. v)
 P(r[1] == big, r[2] == v)
 red:del("bin:big", "bin:" .. v)
 """, port=redis.port)
-    assert out == ['"OK"|nil', 'true|267', 'OK|true', 'true|true', 'true|true']
+    assert out == ['"OK"', 'true|267', 'OK|true', 'true|true', 'true|true']
 
 
 def test_many_arguments(run_lua_ok, redis):
@@ -165,7 +201,7 @@ local args = { "many:s" }
 for i = 1, 5000 do args[#args + 1] = "m" .. i end
 P(red:sadd(unpack(args)), red:scard("many:s"), red:del("many:h", "many:s"))
 """, port=redis.port)
-    assert out == ["OK|100000|77777|nil", "5000|5000|2|nil"]
+    assert out == ["OK|100000|77777", "5000|5000|2"]
 
 
 def test_module_prefix_and_unknown_commands(run_lua_ok, redis):
@@ -177,7 +213,7 @@ PS(red:xlen("nostream"), red:strlen("nostream"))
 PS(type(red.frobnicate), red._sock ~= nil, red._nothing)
 """, port=redis.port)
     assert out[0].startswith('false|"ERR unknown command \'json.get\'')
-    assert out[1:] == ['0|0|nil', '"function"|true|nil']
+    assert out[1:] == ['0|0', '"function"|true|nil']
 
 
 def test_arguments_and_connect_errors(run_lua_ok, redis, tcp_port_closed):
@@ -198,7 +234,7 @@ P(red:close(), red:get("n1"))
         "err|bad argument #2 port: number expected, got string",
         "nil|connection refused", "nil|failed to do ssl handshake: timeout",
         "err|bad argument #2 to 'set': table given",
-        "1|OK|12|OK|true|nil", "1|nil|closed"]
+        "1|OK|12|OK|true", "1|nil|closed"]
 
 
 # ---------------------------------------------------------------------------------------
@@ -225,7 +261,7 @@ red:init_pipeline() PS(red:commit_pipeline())
         "true|1000",
         '{"OK",{false,"WRONGTYPE Operation against a key holding the wrong kind of value"},'
         'null,{false,"ERR value is not an integer or out of range"}}',
-        "nil|no pipeline", "null|nil", "{}"]
+        "nil|no pipeline", "null", "{}"]
 
 
 # ---------------------------------------------------------------------------------------
@@ -267,8 +303,8 @@ PS(sub:get("x"), sub:set_keepalive())
         '{"message","ch1","m1"}|nil', '{"message","ch1","m2"}|nil', '{"message","ch1","m3"}|nil',
         '{"pmessage","pat.*","pat.a","pm"}|nil',
         'nil|"timeout"', '{"message","ch1","late"}|nil',
-        '{"pong",""}|nil', '{"unsubscribe","ch1",2}',
-        '{{"punsubscribe","pat.*",1},{"punsubscribe","other.*",0}}',
+        '{"pong",""}', '{"unsubscribe","ch1",2}|nil',
+        '{{"punsubscribe","pat.*",1},{"punsubscribe","other.*",0}}|nil',
         'nil|"not subscribed"', 'null|1']
 
 
@@ -340,9 +376,9 @@ P(c:connect("127.0.0.1", @PORT@, { username = "bob", password = "nope" }))
     assert out == [
         'false|"NOAUTH Authentication required."',
         'false|"WRONGPASS invalid username-password pair or user is disabled."',
-        '"OK"|"OK"|nil', '"OK"|"alice"|nil',
+        '"OK"|"OK"', '"OK"|"alice"',
         '"OK"|"OK"|false|false|"NOPERM this user has no permissions to run the \'del\' command"',
-        "1|0|alice|1", "1|1|alice|1", "1|0|default|nil",
+        "1|0|alice|1", "1|1|alice|1", "1|0|default",
         "nil|failed to authenticate: WRONGPASS invalid username-password pair or user is disabled."]
 
 
@@ -379,6 +415,33 @@ end
         'nil|protocol error: too many elements: "*2000000000000"|nil|closed']
 
 
+def test_split_and_endless_lines(run_lua_ok, fake_server):
+    """Replies cut anywhere by TCP (CR and LF in different segments, a bulk string's header,
+    data and CRLF apart) are read whole; a line without end is refused at 16 MB, closed."""
+    split = fake_server([("read_until", b"\r\nk\r\n"), ("reply", b"+PO"), ("delay", 0.05),
+                         ("reply", b"NG\r"), ("delay", 0.05), ("reply", b"\n$1"), ("delay", 0.05),
+                         ("reply", b"0\r\n01234"), ("delay", 0.05), ("reply", b"56789\r"),
+                         ("delay", 0.05), ("reply", b"\n:4"), ("delay", 0.05), ("reply", b"2\n"),
+                         ("stall",)])
+    endless = fake_server([("read_until", b"\r\nk\r\n"),
+                           ("reply", b"+" + b"x" * (17 * 1024 * 1024)), ("stall",)])
+    out = rl(run_lua_ok, """
+local red = redis:new()
+red:set_timeout(5000)
+assert(red:connect("127.0.0.1", @SPLIT@))
+red:init_pipeline() red:get("k") red:get("k") red:get("k")
+PS(red:commit_pipeline())
+P(red:set_keepalive())
+red = redis:new()
+red:set_timeout(5000)
+assert(red:connect("127.0.0.1", @ENDLESS@))
+local res, err = red:get("k")
+P(res, err, red:set_keepalive())
+""", SPLIT=split.port, ENDLESS=endless.port)
+    assert out == ['{"PONG","0123456789",42}', "1",
+                   'nil|protocol error: line too long: "+' + "x" * 39 + '..."|nil|closed']
+
+
 def test_stalled_server_times_out_not_pooled(run_lua_ok, fake_server):
     srv = fake_server([("read_until", b"ping\r\n"), ("reply", b"+PONG\r\n"),
                        ("read_until", b"ping\r\n"), ("reply", b"$10\r\nab"), ("stall",)])
@@ -393,7 +456,7 @@ red = redis:new()
 red:set_timeout(200)
 P(red:connect("127.0.0.1", @P@), red:get_reused_times())
 """, P=srv.port)
-    assert out == ["1|PONG|nil", "nil|timeout", "nil|nil|closed", "1|0"]
+    assert out == ["1|PONG", "nil|timeout", "nil|nil|closed", "1|0"]
     assert srv.connections == 2
 
 
@@ -429,7 +492,7 @@ P(red:connect("127.0.0.1", @PORT@), red:get_reused_times(), red:set("after", "1"
         out, err = proc.communicate(b"go\n", timeout=10)
         assert proc.returncode == 0, err
         assert first in ("nil|closed|nil|closed", "nil|connection reset by peer|nil|closed"), first
-        assert out.decode().splitlines() == ["1|0|OK|1|nil"]
+        assert out.decode().splitlines() == ["1|0|OK|1"]
     finally:
         srv.stop()
 
@@ -458,11 +521,11 @@ PS(red:info("server"):sub(1, 8))          -- verbatim "txt:" dropped
 PS(red:array_to_hash(red:hello(2)).proto, red:hgetall("r3:h"))
 """, port=redis.port)
     assert out == [
-        '{"a","1","b","2"}|nil', "3|redis",
-        '{a="1",b="2"}|nil', '{"x"}|nil', '1.5|nil', 'null|nil',
-        'true|false|nil', '3.25|nil', '"123456789012345678901234567890"|nil',
+        '{"a","1","b","2"}', "3|redis",
+        '{a="1",b="2"}', '{"x"}', '1.5', 'null',
+        'true|false', '3.25', '"123456789012345678901234567890"',
         'false|"WRONGTYPE Operation against a key holding the wrong kind of value"',
-        '"OK"|"v"|nil', '"# Server"', '2|{"a","1","b","2"}|nil']
+        '"OK"|"v"', '"# Server"', '2|{"a","1","b","2"}']
 
 
 def test_resp3_push_and_attributes(run_lua_ok, redis, fake_server):
@@ -492,7 +555,7 @@ f:init_pipeline() f:get("k") f:get("k") f:get("k") f:get("k")
 PS(f:commit_pipeline())
 """, port=redis.port, F=srv.port)
     assert out == [
-        "3", '{"subscribe","c3",1}', 'null|nil', '1|nil', '{"message","c3","hi"}|nil',
-        '{"unsubscribe","c3",0}|null|nil',
+        "3", '{"subscribe","c3",1}', 'null', '1', '{"message","c3","hi"}|nil',
+        '{"unsubscribe","c3",0}|null',
         '"PONG"|{ttl=3}', '{"invalidate",{"k"},null}',
         'nil|"protocol error: bad boolean: \\034#x\\034"']

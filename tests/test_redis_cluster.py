@@ -135,9 +135,9 @@ P(c:ping(), c:incr("route:n"), c:del("route:n"))
 """)
     assert out[0] == "12182|12739|true|false|true"
     assert out[1] == "30|v7|null"
-    assert out[2] == '"OK"|{"1","2"}|nil'
+    assert out[2] == '"OK"|{"1","2"}'
     assert out[3].startswith('false|"CROSSSLOT')
-    assert out[4] == "PONG|1|1|nil"
+    assert out[4] == "PONG|1|1"
 
 
 def test_pipeline_across_nodes(run_lua_ok, cluster):
@@ -156,6 +156,82 @@ P(n)
 """)
     assert out == ["true|false|WRONGTYPE Operation against a key holding the wrong kind of value",
                    "3"]
+
+
+def _resp(v):
+    """RESP2 encoding of ints, strings and nested lists (for a fake pre-7 node)."""
+    if isinstance(v, int):
+        return b":%d\r\n" % v
+    if isinstance(v, str):
+        return b"$%d\r\n%s\r\n" % (len(v), v.encode())
+    return b"*%d\r\n" % len(v) + b"".join(_resp(x) for x in v)
+
+
+def test_shards_and_slots_fallback(run_lua_ok, cluster, fake_server):
+    """Redis 7 answers CLUSTER SHARDS: the map comes from it. A node that does not know
+    SHARDS (before 7.0: a fake node answering as redis 6 does, with CLUSTER SLOTS pointing at
+    the real masters) makes the client fall back to CLUSTER SLOTS, and remember it."""
+    m = cluster.ports[:3]
+    slots = [[0, 5460, ["127.0.0.1", m[0], "x"]], [5461, 10922, ["127.0.0.1", m[1], "y"]],
+             [10923, 16383, ["127.0.0.1", m[2], "z"]]]
+    old = fake_server([("read_until", b"shards\r\n"),
+                       ("reply", b"-ERR unknown subcommand 'shards'. Try CLUSTER HELP.\r\n"),
+                       ("read_until", b"slots\r\n"), ("reply", _resp(slots)), ("stall",)])
+    out = run(run_lua_ok, cluster, """
+P(c:refresh(), c.map_source)
+local n = 0 for _ in pairs(c.masters) do n = n + 1 end
+local full = true for s = 0, 16383 do full = full and c.slots[s] ~= nil end
+P(n, full, c.slots[0] == "127.0.0.1:@P1@", c.slots[16383] == "127.0.0.1:@P3@")
+local old = rc:new({ nodes = { "127.0.0.1:@OLD@" }, timeout = 2000 })
+P(old:refresh(), old.map_source, old.no_shards)
+P(old:set("shards:a", "1"), old:get("shards:a"), old.slots[rc.keyslot("shards:a")] ==
+  c.slots[rc.keyslot("shards:a")])
+""", OLD=old.port)
+    assert out == ["true|shards", "3|true|true|true", "true|slots|true", "OK|1|true"]
+
+
+def test_tryagain_during_migration(run_lua_ok, cluster):
+    """MGET of two keys of one slot while the slot migrates and the keys sit on both nodes:
+    the source answers TRYAGAIN; the client retries with a doubling back-off and returns the
+    server's error when the retries run out, or the values once the migration is over."""
+    out = run(run_lua_ok, cluster, """
+local ids = { [@P1@] = "@ID1@", [@P2@] = "@ID2@", [@P3@] = "@ID3@" }
+assert(c:set("{try}a", "A")) assert(c:set("{try}b", "B"))
+local slot = rc.keyslot("{try}a")
+local from = tonumber(c.slots[slot]:match(":(%d+)$"))
+local to = from == @P2@ and @P3@ or @P2@
+local A, B = R("127.0.0.1", from), R("127.0.0.1", to)
+assert(B:cluster("setslot", slot, "importing", ids[from]))
+assert(A:cluster("setslot", slot, "migrating", ids[to]))
+P(A:migrate("127.0.0.1", to, "{try}a", 0, 5000))   -- a on the target, b still on the source
+PS(A:mget("{try}a", "{try}b"))                        -- what the server says, directly
+local c2 = rc:new({ nodes = { "127.0.0.1:@P1@" }, timeout = 2000, max_redirects = 3,
+                    retry_delay = 20 })
+ngx.update_time()
+local t0 = ngx.now()
+local res, err = c2:mget("{try}a", "{try}b")
+ngx.update_time()
+local took = ngx.now() - t0
+P(res, err, c2.retries, took >= 0.02 + 0.04 + 0.08 - 0.005, took < 1)
+-- now finish the migration while the client is retrying
+local c3 = rc:new({ nodes = { "127.0.0.1:@P1@" }, timeout = 2000, max_redirects = 8,
+                    retry_delay = 50 })
+assert(c3:refresh())
+local th = ngx.thread.spawn(function()
+  ngx.sleep(0.12)
+  assert(A:migrate("127.0.0.1", to, "{try}b", 0, 5000))
+  assert(A:cluster("setslot", slot, "node", ids[to]))
+  assert(B:cluster("setslot", slot, "node", ids[to]))
+  return true
+end)
+PS(c3:mget("{try}a", "{try}b"))
+P(ngx.thread.wait(th), c3.retries >= 1, c3.slots[slot] == "127.0.0.1:" .. to)
+PS(c3:mget("{try}a", "{try}b"))
+""")
+    assert out[0] == "OK"
+    assert out[1].startswith('false|"TRYAGAIN ')
+    assert out[2].startswith("false|TRYAGAIN ") and out[2].endswith("|3|true|true"), out
+    assert out[3:] == ['{"A","B"}', "true|true|true", '{"A","B"}']
 
 
 def test_ask_then_moved(run_lua_ok, cluster):
@@ -178,11 +254,11 @@ PS(c:get("{mig}old"), c:get("{mig}new"))    -- MOVED, then the map is reloaded
 P(c.refreshes > before, c.slots[slot] == "127.0.0.1:" .. to)
 PS(A:get("{mig}old"))
 """)
-    assert out[0] == "OK|OK|nil"
-    assert out[1:4] == ['"o"|nil', '"OK"|nil', "1|1|nil"]
-    assert out[4] == '"n"|nil'
-    assert out[5] == '"OK"|nil' and out[6] == "OK|OK|nil"
-    assert out[7] == '"o"|"n"|nil'
+    assert out[0] == "OK|OK"
+    assert out[1:4] == ['"o"', '"OK"', "1|1"]
+    assert out[4] == '"n"'
+    assert out[5] == '"OK"' and out[6] == "OK|OK"
+    assert out[7] == '"o"|"n"'
     assert out[8] == "true|true"
     assert out[9].startswith('false|"MOVED ')
 
@@ -217,5 +293,5 @@ P(c:get(key), c.slots[rc.keyslot(key)], c.refreshes == before)
 P(c:set(key, "after"), c:get(key), c.refreshes > before)
 """)
     p1, p4 = cluster.ports[0], cluster.ports[3]
-    assert out == [f"OK|127.0.0.1:{p1}", "OK|nil", f"before|127.0.0.1:{p4}|true",
+    assert out == [f"OK|127.0.0.1:{p1}", "OK", f"before|127.0.0.1:{p4}|true",
                    "OK|after|true"]

@@ -1,8 +1,9 @@
 -- bench/redis/rd.lua: GET or SET through resty.redis from `conc` light threads, each with its
 -- own connection, `ops` commands in all, optionally pipelined by `pipe` (16-byte keys, 32-byte
 -- values, 1000 keys). Runs unchanged on cosocket and inside nginx + ngx_lua. Parameters come
--- from the global BENCH table; the result is one line "ops=N elapsed=S cpu=S".
-local redis = require "resty.redis"
+-- from the global BENCH table (BENCH.driver: the module to load, default "resty.redis", e.g.
+-- "nginx.redis" for Debian's lua-resty-redis); the result is one line "ops=N elapsed=S cpu=S".
+local redis = require(BENCH.driver or "resty.redis")
 local common = require "common"  -- bench/lua/common.lua: run(), report() for both runtimes
 local B = BENCH
 

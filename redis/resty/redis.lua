@@ -8,11 +8,11 @@ local ngx = ngx
 local tcp = ngx.socket.tcp
 local null = ngx.null
 local md5 = ngx.md5
-local byte, sub, lower, str_fmt = string.byte, string.sub, string.lower, string.format
+local byte, sub, find, lower, str_fmt = string.byte, string.sub, string.find, string.lower, string.format
 local floor = math.floor
 local type, tonumber, tostring, select = type, tonumber, tostring, select
 local setmetatable, rawget, rawset, pairs, error = setmetatable, rawget, rawset, pairs, error
-local tab_remove = table.remove
+local tab_remove, concat = table.remove, table.concat
 
 local ok_new, new_tab = pcall(require, "table.new")
 if not ok_new or type(new_tab) ~= "function" then
@@ -50,7 +50,7 @@ function _M.new(self)
         return nil, err
     end
     return setmetatable({ _sock = sock, _subscribed = false, _nchan = 0, _npat = 0,
-                          _resp = 2 }, mt)
+                          _resp = 2, _rbuf = "", _rpos = 1 }, mt)
 end
 
 function _M.register_module_prefix(mod)
@@ -165,6 +165,7 @@ function _M.connect(self, host, port_or_opts, opts)
 
     self._subscribed, self._nchan, self._npat = false, 0, 0
     self._in_multi, self._buffered, self._reqs, self._resp = nil, nil, nil, 2
+    self._rbuf, self._rpos = "", 1
 
     local ok, err = driver.connect_sock(sock, host, unix, port, opts)
     if not ok then
@@ -223,6 +224,10 @@ function _M.set_keepalive(self, ...)
     if rawget(self, "_in_multi") then
         return nil, "in transaction"
     end
+    if self._rpos <= #self._rbuf then
+        -- bytes the server sent that no command asked for (as the socket's own check)
+        return nil, "unread data in buffer"
+    end
     return sock:setkeepalive(...)
 end
 
@@ -236,6 +241,7 @@ function _M.close(self)
         return nil, "not initialized"
     end
     self._subscribed = false
+    self._rbuf, self._rpos = "", 1
     return sock:close()
 end
 
@@ -244,10 +250,14 @@ end
 
 -- Closes the connection: after a timeout in the middle of a reply or a malformed reply the
 -- stream position is unknown, so the connection must never be reused.
-local fatal = driver.fatal
+local function fatal(self, sock, err)
+    self._rbuf, self._rpos = "", 1
+    sock:close()
+    return nil, err
+end
 
-local function bad(sock, what, line)
-    return fatal(sock, "protocol error: " .. what .. ": " .. driver.excerpt(line))
+local function bad(self, sock, what, line)
+    return fatal(self, sock, "protocol error: " .. what .. ": " .. driver.excerpt(line))
 end
 
 local function read_len(line)
@@ -259,25 +269,139 @@ local function read_len(line)
     return n
 end
 
+-- Replies are read through a buffer of this object's own: sock:receiveany() takes whatever has
+-- arrived (a whole GET reply, or a whole pipeline's, in one call) and lines and bulk strings are
+-- cut from it in Lua. Fields: _rbuf (a string), _rpos (the index of its first unread byte).
+local RECV_MAX = 65536
+local MAX_LINE = 16 * 1024 * 1024     -- a status/error/number line longer than this is refused
+
+-- the line at buf[pos..e] (e: its LF) without its CRLF (a lone LF ends a line too, as
+-- receive("*l") does); the buffer position moves past it
+local function line_at(self, buf, pos, e)
+    self._rpos = e + 1
+    if e > pos and byte(buf, e - 1) == 13 then
+        return sub(buf, pos, e - 2)
+    end
+    return sub(buf, pos, e - 1)
+end
+
+-- a line without its CRLF or LF
+local function chomp(line)
+    local n = #line
+    if n > 1 and byte(line, n - 1) == 13 then
+        return sub(line, 1, n - 2)
+    end
+    return sub(line, 1, n - 1)
+end
+
+-- a line longer than one read: the pieces kept in a table (linear in the line's length)
+local function read_line_long(self, sock, parts, np, size)
+    while true do
+        local data, err = sock:receiveany(RECV_MAX)
+        if not data then
+            -- kept: after a timeout while subscribed the connection stays usable
+            self._rbuf, self._rpos = concat(parts, "", 1, np), 1
+            return nil, err
+        end
+        local e = find(data, "\n", 1, true)
+        if e then
+            np = np + 1
+            parts[np] = sub(data, 1, e)
+            self._rbuf, self._rpos = data, e + 1
+            return chomp(concat(parts, "", 1, np))
+        end
+        size = size + #data
+        np = np + 1
+        parts[np] = data
+        if size > MAX_LINE then
+            self._rbuf, self._rpos = sub(concat(parts, "", 1, np < 3 and np or 3), 1, 64), 1
+            return nil, "line too long", true
+        end
+    end
+end
+
+-- the line is not all buffered (at a GET's reply, nothing is): read (a separate function, as
+-- a loop in read_line would keep the JIT from compiling its callers' loops)
+local function read_line_more(self, sock)
+    local buf, pos = self._rbuf, self._rpos
+    local data, err = sock:receiveany(RECV_MAX)
+    if not data then
+        return nil, err                 -- nothing consumed
+    end
+    local e = find(data, "\n", 1, true)
+    if pos > #buf then
+        self._rbuf = data
+        if e then
+            return line_at(self, data, 1, e)
+        end
+        return read_line_long(self, sock, { data }, 1, #data)
+    end
+    local head = sub(buf, pos)
+    if e then
+        self._rbuf, self._rpos = data, e + 1
+        return chomp(head .. sub(data, 1, e))
+    end
+    return read_line_long(self, sock, { head, data }, 2, #head + #data)
+end
+
+local function read_line(self, sock)
+    local buf, pos = self._rbuf, self._rpos
+    local e = find(buf, "\n", pos, true)
+    if not e then
+        return read_line_more(self, sock)
+    end
+    return line_at(self, buf, pos, e)
+end
+
+-- exactly n bytes; nil, err
+local function read_n(self, sock, n)
+    local buf, pos = self._rbuf, self._rpos
+    local avail = #buf - pos + 1
+    if avail >= n then
+        self._rpos = pos + n
+        return sub(buf, pos, pos + n - 1)
+    end
+    -- the rest in one exact read (a large value is not grown chunk by chunk)
+    local rest, err = sock:receive(n - avail)
+    if not rest then
+        return nil, err
+    end
+    self._rbuf, self._rpos = "", 1
+    if avail > 0 then
+        return sub(buf, pos) .. rest
+    end
+    return rest
+end
+
 local read_value
 
-local function read_bulk(sock, line, len)
+local function read_bulk(self, sock, line, len)
     if len > MAX_BULK then
-        return bad(sock, "bulk length too large", line)
+        return bad(self, sock, "bulk length too large", line)
     end
-    local data, err, bad_end = driver.read_data(sock, len)
-    if not data then
-        if bad_end then
-            return bad(sock, "bulk string not terminated by CRLF", line)
+    local buf, pos = self._rbuf, self._rpos
+    local last = pos + len          -- the index of the CR after the data
+    if last + 1 <= #buf then
+        -- fast path: the whole string and its CRLF are buffered
+        if byte(buf, last) ~= 13 or byte(buf, last + 1) ~= 10 then
+            return bad(self, sock, "bulk string not terminated by CRLF", line)
         end
-        return fatal(sock, err)
+        self._rpos = last + 2
+        return sub(buf, pos, last - 1)
     end
-    return data
+    local data, err = read_n(self, sock, len + 2)
+    if not data then
+        return fatal(self, sock, err)
+    end
+    if byte(data, len + 1) ~= 13 or byte(data, len + 2) ~= 10 then
+        return bad(self, sock, "bulk string not terminated by CRLF", line)
+    end
+    return sub(data, 1, len)
 end
 
 local function read_elems(self, sock, line, n, pairs_of)
     if n > MAX_ELEMS then
-        return bad(sock, "too many elements", line)
+        return bad(self, sock, "too many elements", line)
     end
     local total = pairs_of and n * 2 or n
     local vals = new_tab(total < PREALLOC_MAX and total or PREALLOC_MAX, 0)
@@ -309,28 +433,31 @@ end
 -- error (the connection then is closed, except a read timeout before the first byte of a reply
 -- while subscribed). A third result `true` flags a RESP3 push frame.
 read_value = function(self, sock, top)
-    local line, err = sock:receive()
+    local line, err, too_long = read_line(self, sock)
     if not line then
+        if too_long then
+            return bad(self, sock, err, sub(self._rbuf, self._rpos, self._rpos + 40))
+        end
         if not (top and err == "timeout" and rawget(self, "_subscribed")) then
-            sock:close()
+            return fatal(self, sock, err)
         end
         return nil, err
     end
     local t = byte(line)
     if t == 36 then                                     -- $ bulk
         local len = read_len(line)
-        if not len then return bad(sock, "bad bulk length", line) end
+        if not len then return bad(self, sock, "bad bulk length", line) end
         if len < 0 then return null end
-        return read_bulk(sock, line, len)
+        return read_bulk(self, sock, line, len)
     elseif t == 43 then                                 -- + status
         return sub(line, 2)
     elseif t == 58 then                                 -- : integer
         local n = tonumber(sub(line, 2))
-        if not n then return bad(sock, "bad integer", line) end
+        if not n then return bad(self, sock, "bad integer", line) end
         return n
     elseif t == 42 then                                 -- * array
         local n = read_len(line)
-        if not n then return bad(sock, "bad array length", line) end
+        if not n then return bad(self, sock, "bad array length", line) end
         if n < 0 then return null end
         return read_elems(self, sock, line, n, false)
     elseif t == 45 then                                 -- - error
@@ -338,7 +465,7 @@ read_value = function(self, sock, top)
     -- RESP3
     elseif t == 37 or t == 124 then                     -- % map, | attribute
         local n = read_len(line)
-        if not n or n < 0 then return bad(sock, "bad map length", line) end
+        if not n or n < 0 then return bad(self, sock, "bad map length", line) end
         local kv, rerr = read_elems(self, sock, line, n, true)
         if not kv then return nil, rerr end
         local map = new_tab(0, n < PREALLOC_MAX and n or PREALLOC_MAX)
@@ -353,32 +480,32 @@ read_value = function(self, sock, top)
         return read_value(self, sock, false)
     elseif t == 126 then                                -- ~ set
         local n = read_len(line)
-        if not n or n < 0 then return bad(sock, "bad set length", line) end
+        if not n or n < 0 then return bad(self, sock, "bad set length", line) end
         return read_elems(self, sock, line, n, false)
     elseif t == 62 then                                 -- > push
         local n = read_len(line)
-        if not n or n < 0 then return bad(sock, "bad push length", line) end
+        if not n or n < 0 then return bad(self, sock, "bad push length", line) end
         local vals, rerr = read_elems(self, sock, line, n, false)
         if not vals then return nil, rerr end
         return vals, nil, true
     elseif t == 95 then                                 -- _ null
-        if line ~= "_" then return bad(sock, "bad null", line) end
+        if line ~= "_" then return bad(self, sock, "bad null", line) end
         return null
     elseif t == 44 then                                 -- , double
         local d = to_double(sub(line, 2))
-        if not d then return bad(sock, "bad double", line) end
+        if not d then return bad(self, sock, "bad double", line) end
         return d
     elseif t == 35 then                                 -- # boolean
         if line == "#t" then return true end
         if line == "#f" then return false end
-        return bad(sock, "bad boolean", line)
+        return bad(self, sock, "bad boolean", line)
     elseif t == 40 then                                 -- ( big number, kept exact as a string
-        if not line:find("^%([-+]?%d+$") then return bad(sock, "bad big number", line) end
+        if not line:find("^%([-+]?%d+$") then return bad(self, sock, "bad big number", line) end
         return sub(line, 2)
     elseif t == 61 or t == 33 then                      -- = verbatim, ! blob error
         local len = read_len(line)
-        if not len or len < 0 then return bad(sock, "bad length", line) end
-        local data, rerr = read_bulk(sock, line, len)
+        if not len or len < 0 then return bad(self, sock, "bad length", line) end
+        local data, rerr = read_bulk(self, sock, line, len)
         if not data then return nil, rerr end
         if t == 33 then
             return false, data
@@ -390,39 +517,98 @@ read_value = function(self, sock, top)
         return data
     end
     if line == "" then
-        return bad(sock, "empty reply line", line)
+        return bad(self, sock, "empty reply line", line)
     end
-    return bad(sock, "unknown reply type", line)
+    return bad(self, sock, "unknown reply type", line)
 end
 
 ---------------------------------------------------------------------------------------------
 -- requests
 
-local function gen_req(name, args, n)
-    local req = new_tab(3 + 5 * (n + 1), 0)
-    req[1], req[2], req[3] = "*", n + 1, "\r\n"
-    req[4], req[5], req[6], req[7], req[8] = "$", #name, "\r\n", name, "\r\n"
-    local j = 9
-    for i = 1, n do
-        local arg = args[i]
-        local typ = type(arg)
-        if typ == "number" then
-            if arg == floor(arg) and (arg >= BIG_INT or arg <= -BIG_INT)
-               and arg < MAX_INT and arg > -MAX_INT then
-                arg = str_fmt("%.0f", arg)
-            else
-                arg = tostring(arg)
-            end
-        elseif typ ~= "string" then
-            if typ == "table" then
-                error("bad argument #" .. i .. " to '" .. name .. "': table given", 3)
-            end
-            arg = tostring(arg)
+-- "*<n+1>\r\n$<#name>\r\n<name>\r\n": a command's first line and its name, per argument count
+-- (up to HEAD_CACHE) and name
+local HEAD_CACHE = 16
+local HEADS = {}
+for i = 0, HEAD_CACHE do HEADS[i] = {} end
+
+local function head(name, n)
+    local t = HEADS[n]
+    local h = t and t[name]
+    if not h then
+        h = "*" .. (n + 1) .. "\r\n$" .. #name .. "\r\n" .. name .. "\r\n"
+        if t then t[name] = h end
+    end
+    return h
+end
+
+-- "$<len>\r\n" for the lengths of short strings
+local LEN_CACHE = 1024
+local LENS = new_tab(LEN_CACHE, 0)
+for i = 0, LEN_CACHE do LENS[i] = "$" .. i .. "\r\n" end
+
+local function len_line(len)
+    return LENS[len] or ("$" .. len .. "\r\n")
+end
+
+-- requests up to this size are sent as one string, longer ones as a table of pieces (a large
+-- value is not copied)
+local CONCAT_MAX = 16 * 1024
+local PIPE_CONCAT_MAX = 256     -- pipelines of up to this many short requests: one string
+
+local function to_arg(arg, i, name)
+    local typ = type(arg)
+    if typ == "string" then
+        return arg
+    end
+    if typ == "number" then
+        if arg == floor(arg) and (arg >= BIG_INT or arg <= -BIG_INT)
+           and arg < MAX_INT and arg > -MAX_INT then
+            return str_fmt("%.0f", arg)
         end
-        req[j], req[j + 1], req[j + 2], req[j + 3], req[j + 4] = "$", #arg, "\r\n", arg, "\r\n"
-        j = j + 5
+        return tostring(arg)
+    end
+    if typ == "table" then
+        error("bad argument #" .. i .. " to '" .. name .. "': table given", 4)
+    end
+    return tostring(arg)
+end
+
+-- the request for name and the n arguments in args: a string, or a table of strings
+local function gen_req(name, args, n)
+    local req = new_tab(1 + 3 * n, 0)
+    req[1] = head(name, n)
+    local total = #req[1]
+    local j = 2
+    for i = 1, n do
+        local arg = to_arg(args[i], i, name)
+        local len = #arg
+        req[j], req[j + 1], req[j + 2] = len_line(len), arg, "\r\n"
+        j = j + 3
+        total = total + len
+    end
+    if total <= CONCAT_MAX then
+        return concat(req, "", 1, j - 1)
     end
     return req
+end
+
+-- the same for one or two arguments given directly (GET, SET ...): no table
+local function gen_req1(name, a1)
+    a1 = to_arg(a1, 1, name)
+    local l1 = #a1
+    if l1 <= CONCAT_MAX then
+        return head(name, 1) .. len_line(l1) .. a1 .. "\r\n"
+    end
+    return { head(name, 1), len_line(l1), a1, "\r\n" }
+end
+
+local function gen_req2(name, a1, a2)
+    a1, a2 = to_arg(a1, 1, name), to_arg(a2, 2, name)
+    local l1, l2 = #a1, #a2
+    if l1 + l2 <= CONCAT_MAX then
+        return head(name, 2) .. len_line(l1) .. a1 .. "\r\n" .. len_line(l2) .. a2 .. "\r\n"
+    end
+    return { head(name, 2), len_line(l1), a1, "\r\n", len_line(l2), a2, "\r\n" }
 end
 
 local function buffer_push(self, msg)
@@ -456,48 +642,54 @@ end
 -- Reads the reply to a command; messages and RESP3 pushes that arrive first are buffered
 -- for read_reply. want_kind: for (un)subscribe, the push/array kind that answers it.
 local function read_reply_for(self, sock, want_kind)
-    while true do
-        local res, err, push = read_value(self, sock, false)
-        if res == nil then
-            return nil, err
-        end
-        if type(res) == "table" then
-            local kind = res[1]
-            if want_kind and kind == want_kind then
-                return res
-            end
-            if push or (rawget(self, "_subscribed") and MESSAGE_KINDS[kind]) then
-                buffer_push(self, res)
-            else
-                return res, err
-            end
-        else
+    local res, err, push = read_value(self, sock, false)
+    if type(res) ~= "table" then
+        if err ~= nil then
             return res, err
         end
+        return res
     end
+    local kind = res[1]
+    if want_kind and kind == want_kind then
+        return res
+    end
+    if push or (rawget(self, "_subscribed") and MESSAGE_KINDS[kind]) then
+        buffer_push(self, res)
+        -- no loop here: a loop would keep the JIT from compiling the callers' loops
+        return read_reply_for(self, sock, want_kind)
+    end
+    return res
 end
 
-local function do_cmd_args(self, name, args, nargs)
-    local sock = rawget(self, "_sock")
-    if not sock then
-        return nil, "not initialized"
-    end
-    local prefix = rawget(self, "_module_prefix")
-    if prefix then
-        self._module_prefix = nil
-        name = prefix .. "." .. name
-    end
-    local lname = LOWER[name]
-    if rawget(self, "_subscribed") and rawget(self, "_resp") == 2 and not SUB_ALLOWED[lname] then
-        return nil, "cannot run '" .. name .. "' in subscribed state: only (p)subscribe, "
-                    .. "(p)unsubscribe, ping, quit and reset are allowed"
-    end
-    local req = gen_req(name, args, nargs)
+-- what a command's reply changes in the connection's state
+local AFTER = {
+    multi = function(self, res)
+        if res then self._in_multi = true end
+    end,
+    exec = function(self) self._in_multi = nil end,
+    discard = function(self) self._in_multi = nil end,
+    hello = function(self, res)
+        if type(res) == "table" then
+            local proto = res.proto or res[6]
+            if proto then self._resp = tonumber(proto) end
+        end
+    end,
+    reset = function(self, res)
+        if res then
+            self._subscribed, self._nchan, self._npat, self._in_multi, self._resp =
+                false, 0, 0, nil, 2
+        end
+    end,
+}
 
+-- Sends the request of command name and reads its reply. The results are those of the
+-- reply: one value, or two for a server error (false, err) or a failure (nil, err), as
+-- lua-resty-redis; in a pipeline the request is queued and nothing is returned.
+local function run_req(self, sock, name, lname, req)
     local reqs = rawget(self, "_reqs")
     if reqs then
         reqs[#reqs + 1] = req
-        return true
+        return
     end
 
     local bytes, err = sock:send(req)
@@ -507,21 +699,71 @@ local function do_cmd_args(self, name, args, nargs)
     end
     local res
     res, err = read_reply_for(self, sock, nil)
-    if lname == "multi" then
-        if res then self._in_multi = true end
-    elseif lname == "exec" or lname == "discard" then
-        self._in_multi = nil
-    elseif lname == "hello" and type(res) == "table" then
-        local proto = res.proto or res[6]
-        if proto then self._resp = tonumber(proto) end
-    elseif lname == "reset" and res then
-        self._subscribed, self._nchan, self._npat, self._in_multi, self._resp = false, 0, 0, nil, 2
+    local after = AFTER[lname]
+    if after then
+        after(self, res)
     end
-    return res, err
+    if err ~= nil then
+        return res, err
+    end
+    return res
+end
+
+-- the command's name with the module prefix of red:json() applied, its lower case; or
+-- nil, nil, err when it cannot run now
+local function cmd_name(self, name)
+    local prefix = rawget(self, "_module_prefix")
+    if prefix then
+        self._module_prefix = nil
+        name = prefix .. "." .. name
+    end
+    local lname = LOWER[name]
+    if rawget(self, "_subscribed") and rawget(self, "_resp") == 2 and not SUB_ALLOWED[lname] then
+        return nil, nil, "cannot run '" .. name .. "' in subscribed state: only (p)subscribe, "
+                         .. "(p)unsubscribe, ping, quit and reset are allowed"
+    end
+    return name, lname
+end
+
+local function do_cmd_args(self, name, args, nargs)
+    local sock = rawget(self, "_sock")
+    if not sock then
+        return nil, "not initialized"
+    end
+    local lname, err
+    name, lname, err = cmd_name(self, name)
+    if not name then
+        return nil, err
+    end
+    return run_req(self, sock, name, lname, gen_req(name, args, nargs))
 end
 
 do_cmd = function(self, name, ...)
-    return do_cmd_args(self, name, { ... }, select("#", ...))
+    local sock = rawget(self, "_sock")
+    if not sock then
+        return nil, "not initialized"
+    end
+    local lname, err
+    if rawget(self, "_module_prefix") == nil and not rawget(self, "_subscribed") then
+        lname = LOWER[name]
+    else
+        name, lname, err = cmd_name(self, name)
+        if not name then
+            return nil, err
+        end
+    end
+    local n = select("#", ...)
+    local req
+    if n == 1 then
+        req = gen_req1(name, ...)
+    elseif n == 2 then
+        req = gen_req2(name, ...)
+    elseif n == 0 then
+        req = head(name, 0)
+    else
+        req = gen_req(name, { ... }, n)
+    end
+    return run_req(self, sock, name, lname, req)
 end
 
 function _M.read_reply(self)
@@ -588,6 +830,9 @@ local function subscribe_cmd(cmd, unsub)
             track_sub(self, res)
             if results then results[i] = res end
         end
+        if unsub then
+            return results or res, nil   -- two values, as lua-resty-redis' unsubscribe
+        end
         return results or res
     end
 end
@@ -646,7 +891,21 @@ function _M.commit_pipeline(self)
     if n == 0 then
         return {}
     end
-    local bytes, err = sock:send(reqs)
+    -- short requests are strings: one string for the socket (a large value stays a piece)
+    local data = reqs
+    if n <= PIPE_CONCAT_MAX then
+        local all_strings = true
+        for i = 1, n do
+            if type(reqs[i]) ~= "string" then
+                all_strings = false
+                break
+            end
+        end
+        if all_strings then
+            data = concat(reqs, "", 1, n)
+        end
+    end
+    local bytes, err = sock:send(data)
     if not bytes then
         sock:close()
         return nil, err
@@ -670,22 +929,20 @@ function _M.get_attributes(self)
     return rawget(self, "_attributes")
 end
 
--- Any other name is a redis command: red:xadd(...), red:object("encoding", k) ...
-mt = {
+-- Any other name is a redis command: red:xadd(...), red:object("encoding", k) ... The method is
+-- made on first use and kept in _M, so later calls find it by a plain table lookup.
+setmetatable(_M, {
     __index = function(_, name)
-        local f = _M[name]
-        if f ~= nil then
-            return f
-        end
         if type(name) ~= "string" or sub(name, 1, 1) == "_" then
             return nil
         end
-        f = function(self, ...)
+        local f = function(self, ...)
             return do_cmd(self, name, ...)
         end
         rawset(_M, name, f)
         return f
     end,
-}
+})
+mt = { __index = _M }
 
 return _M

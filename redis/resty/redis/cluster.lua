@@ -89,7 +89,8 @@ local mt
 
 -- opts: nodes = {{host, port} | "host:port", ...} (seeds), connect_timeout, send_timeout,
 -- read_timeout (ms; or timeout for all three), keepalive_timeout, pool_size, username,
--- password, max_redirects (default 5), and for TLS to every node: ssl, ssl_verify,
+-- password, max_redirects (default 5), retry_delay (ms, the first TRYAGAIN back-off,
+-- default 50, doubling up to 1 s), and for TLS to every node: ssl, ssl_verify,
 -- server_name, ssl_client_cert, ssl_client_priv_key (as resty.redis' connect options)
 function _M.new(_, opts)
     if type(opts) ~= "table" or type(opts.nodes) ~= "table" or #opts.nodes == 0 then
@@ -125,6 +126,10 @@ function _M.new(_, opts)
         } or false,
         stale = true,
         refreshes = 0,
+        no_shards = false,         -- the nodes do not know CLUSTER SHARDS (before Redis 7)
+        map_source = false,        -- "shards" or "slots": how the map was loaded last
+        retry_delay = (opts.retry_delay or 50) / 1000,   -- TRYAGAIN back-off: doubles, <= 1 s
+        retries = 0,               -- TRYAGAIN / CLUSTERDOWN retries so far (for tests)
     }, mt)
 end
 
@@ -158,7 +163,68 @@ local function split_addr(addr)
     return h, tonumber(p)
 end
 
--- Loads the slot map from the first node (known masters first, then seeds) that answers.
+-- the fields of a CLUSTER SHARDS entry (a flat key/value array in RESP2, a map in RESP3)
+local function as_hash(t)
+    if type(t) ~= "table" then
+        return nil
+    end
+    if t[1] ~= nil then
+        return redis.array_to_hash(nil, t)
+    end
+    return t
+end
+
+-- slots, masters from a CLUSTER SHARDS reply (Redis 7); nil when it does not parse. host is
+-- the node asked, for a master that reports no address.
+local function from_shards(self, res, host)
+    local slots, masters = {}, {}
+    for _, shard in ipairs(res) do
+        shard = as_hash(shard)
+        if not shard or type(shard.slots) ~= "table" or type(shard.nodes) ~= "table" then
+            return nil
+        end
+        local addr
+        for _, node in ipairs(shard.nodes) do
+            node = as_hash(node)
+            if node and node.role == "master" and node.health ~= "fail" then
+                local ip = node.endpoint
+                if ip == nil or ip == "" or ip == "?" or ip == ngx.null then ip = node.ip end
+                if ip == nil or ip == "" or ip == ngx.null then ip = host end
+                local port = tonumber(self.tls and node["tls-port"] or node.port)
+                if port then
+                    addr = ip .. ":" .. port
+                    masters[addr] = { ip, port }
+                end
+                break
+            end
+        end
+        local ranges = shard.slots
+        if addr then
+            for i = 1, #ranges - 1, 2 do
+                for sl = tonumber(ranges[i]), tonumber(ranges[i + 1]) do slots[sl] = addr end
+            end
+        end
+    end
+    return slots, masters
+end
+
+-- slots, masters from a CLUSTER SLOTS reply
+local function from_slots(res, host)
+    local slots, masters = {}, {}
+    for _, range in ipairs(res) do
+        local m = range[3]
+        local h = m[1]
+        if h == "" or h == ngx.null or h == "?" then h = host end
+        local addr = h .. ":" .. m[2]
+        masters[addr] = { h, tonumber(m[2]) }
+        for sl = range[1], range[2] do slots[sl] = addr end
+    end
+    return slots, masters
+end
+
+-- Loads the slot map from the first node (known masters first, then seeds) that answers:
+-- CLUSTER SHARDS (Redis 7), or CLUSTER SLOTS on a server that does not know SHARDS.
+-- self.map_source tells which one was used last ("shards" or "slots").
 function _M.refresh(self)
     local candidates = {}
     if self.masters then
@@ -169,21 +235,34 @@ function _M.refresh(self)
     for _, node in ipairs(candidates) do
         local red, err = node_connect(self, node[1], node[2])
         if red then
-            local res
-            res, err = red:cluster("slots")
-            if type(res) == "table" then
-                release(self, red)
-                local slots, masters = {}, {}
-                for _, range in ipairs(res) do
-                    local m = range[3]
-                    local host = m[1]
-                    if host == "" or host == ngx.null then host = node[1] end
-                    local addr = host .. ":" .. m[2]
-                    masters[addr] = { host, tonumber(m[2]) }
-                    for s = range[1], range[2] do slots[s] = addr end
+            local res, slots, masters, source
+            if not self.no_shards then
+                res, err = red:cluster("shards")
+                if type(res) == "table" then
+                    slots, masters = from_shards(self, res, node[1])
+                    source = "shards"
+                    if not slots then
+                        err = "bad CLUSTER SHARDS reply"
+                    end
+                elseif res == false and type(err) == "string"
+                       and (find(err, "unknown subcommand", 1, true)
+                            or find(err, "unknown command", 1, true)) then
+                    -- before Redis 7: remembered, SHARDS is not asked again
+                    self.no_shards = true
                 end
+            end
+            if self.no_shards then
+                res, err = red:cluster("slots")
+                if type(res) == "table" then
+                    slots, masters = from_slots(res, node[1])
+                    source = "slots"
+                end
+            end
+            if slots then
+                release(self, red)
                 self.slots, self.masters, self.stale = slots, masters, false
                 self.refreshes = self.refreshes + 1
+                self.map_source = source
                 return true
             end
             red:close()
@@ -219,7 +298,8 @@ local function run(self, cmd, args, nargs)
     local addr, err = node_for(self, key_of(cmd, args))
     if not addr then return nil, err end
     local asking = false
-    for _ = 0, self.max_redirects do
+    local delay = self.retry_delay
+    for attempt = 0, self.max_redirects do
         local host, port = split_addr(addr)
         local red
         red, err = node_connect(self, host, port)
@@ -257,12 +337,23 @@ local function run(self, cmd, args, nargs)
                 elseif kind == "ASK" then
                     asking, addr = true, to
                 elseif sub(err, 1, 8) == "TRYAGAIN" or sub(err, 1, 11) == "CLUSTERDOWN" then
-                    sleep(0.05)
+                    -- a multi-key command on a slot being migrated, or a cluster without a
+                    -- majority: wait (doubling, at most 1 s) and try again; the server's
+                    -- error is returned when the retries run out
+                    if attempt == self.max_redirects then
+                        return res, err
+                    end
+                    self.retries = self.retries + 1
+                    sleep(delay)
+                    delay = delay * 2
+                    if delay > 1 then delay = 1 end
                 else
                     return res, err
                 end
-            else
+            elseif err ~= nil then
                 return res, err
+            else
+                return res          -- one value, as resty.redis
             end
         end
     end

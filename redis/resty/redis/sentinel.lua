@@ -1,6 +1,7 @@
 -- resty.redis.sentinel: finds the current master (or a replica) of a Sentinel-monitored
 -- group and connects resty.redis to it; after a failover the next connect() follows the new
--- master, and run() retries once on a connection failure or a READONLY error.
+-- master; run() remembers the master and, on a READONLY reply (the node was demoted) or a
+-- connection failure, finds it again through the sentinels and retries once.
 -- See redis/README.md for the API.
 
 local redis = require "resty.redis"
@@ -17,7 +18,8 @@ local mt = { __index = _M }
 -- opts: sentinels = {{host, port}, ...}, master_name, role ("master" default, or "replica"),
 -- timeout (ms, default 1000), sentinel_username / sentinel_password (AUTH on the sentinels),
 -- username / password / db (for the data nodes), keepalive_timeout, pool_size,
--- failover_wait (ms to keep asking while no master answers, default 5000); TLS: ssl,
+-- failover_wait (ms to keep asking while no master answers, default 5000), master_ttl (ms
+-- run() reuses the master found, default 0: it asks every time); TLS: ssl,
 -- ssl_verify, server_name, ssl_client_cert, ssl_client_priv_key for the data nodes (as
 -- resty.redis' connect options), sentinel_ssl = true to use them for the sentinels too
 function _M.new(_, opts)
@@ -42,6 +44,9 @@ function _M.new(_, opts)
         keepalive_timeout = opts.keepalive_timeout or 60000,
         pool_size = opts.pool_size or 32,
         failover_wait = opts.failover_wait or 5000,
+        master_ttl = opts.master_ttl or 0,
+        master_addr = false,       -- {host, port, until} of the master connect() last found
+        readonly_retries = 0,      -- run()s retried after a READONLY reply (for tests)
         tls = opts.ssl and {
             ssl = true, ssl_verify = opts.ssl_verify, server_name = opts.server_name,
             ssl_client_cert = opts.ssl_client_cert, ssl_client_priv_key = opts.ssl_client_priv_key,
@@ -159,6 +164,7 @@ function _M.connect(self)
                 local role
                 role, err = red:role()
                 if type(role) == "table" and role[1] == "master" then
+                    self.master_addr = { host, port, now_ms() + self.master_ttl }
                     return red
                 end
                 red:close()
@@ -170,27 +176,54 @@ function _M.connect(self)
     return nil, "failed to connect to " .. self.role .. " of " .. self.master_name .. ": " .. tostring(err)
 end
 
--- Runs one command on the master (or replica); on a transport failure or a READONLY reply
--- (the node was demoted) it reconnects through the sentinels and retries once.
+-- Runs one command on the master (or a replica) and hands the connection back to the pool.
+-- By default every run() asks the sentinels (connect()). With opts.master_ttl (ms) the
+-- master's address is reused for that long after a connect(), so a run() costs one round trip
+-- on a pooled connection (no sentinel query, no ROLE) -- at the price of writing to a master
+-- that a failover has replaced but not yet demoted. Either way, when the node answers
+-- READONLY (it was demoted to a replica) or cannot be reached, the address is forgotten, the
+-- master found again through the sentinels (connect(), ROLE-checked) and the command retried
+-- once; a second READONLY is returned as it is (false, "READONLY ...").
 function _M.run(self, cmd, ...)
     local nargs = select("#", ...)
     local args = { ... }
+    local method = lower(cmd)
     local res, err
     for attempt = 1, 2 do
         local red
-        red, err = self:connect()
-        if not red then
-            return nil, err
+        local known = attempt == 1 and self.role == "master" and self.master_addr
+        if known and known[3] <= now_ms() then
+            known = false
         end
-        res, err = red[lower(cmd)](red, unpack(args, 1, nargs))
+        if known then
+            red = connect_node(self, known[1], known[2], self.username, self.password, self.db,
+                               self.tls)
+            if not red then
+                self.master_addr = false
+            end
+        end
+        if not red then
+            red, err = self:connect()
+            if not red then
+                return nil, err
+            end
+        end
+        res, err = red[method](red, unpack(args, 1, nargs))
         if res ~= nil then
             red:set_keepalive(self.keepalive_timeout, self.pool_size)
         end
         local demoted = res == false and type(err) == "string" and sub(err, 1, 8) == "READONLY"
         if res ~= nil and not demoted then
-            return res, err
+            if err ~= nil then
+                return res, err
+            end
+            return res              -- one value, as resty.redis
         end
-        if attempt == 1 then sleep(0.1) end
+        -- READONLY or a transport error: find the master again
+        self.master_addr = false
+        if demoted then
+            self.readonly_retries = self.readonly_retries + 1
+        end
     end
     return res, err
 end
