@@ -9,11 +9,17 @@ namespace cosocket {
 namespace {
 constexpr size_t kScratch = 65536;
 constexpr size_t kMinStorage = 4096;
+// The buffer whose bytes are in the scratch area (one event loop per process).
+Buffer* g_scratch_holder = nullptr;
 }  // namespace
 
 char* Buffer::scratch() {
-  static char area[kScratch];  // one event loop per process: one buffer borrows at a time
+  static char area[kScratch];
   return area;
+}
+
+Buffer::~Buffer() {
+  if (g_scratch_holder == this) g_scratch_holder = nullptr;
 }
 
 void Buffer::consume(size_t n) {
@@ -25,59 +31,80 @@ void Buffer::consume(size_t n) {
 
 void Buffer::clear() {
   rpos_ = wpos_ = 0;
-  borrowed_ = false;
-  std::vector<char>().swap(buf_);
+  if (borrowed_) {
+    borrowed_ = false;
+    if (g_scratch_holder == this) g_scratch_holder = nullptr;
+  }
+  store_.reset();
+  cap_ = 0;
+}
+
+void Buffer::grow_to(size_t cap) {
+  std::unique_ptr<char[]> bigger(new char[cap]);  // not zero-filled
+  if (size()) std::memcpy(bigger.get(), data(), size());
+  wpos_ -= rpos_;
+  rpos_ = 0;
+  store_ = std::move(bigger);
+  cap_ = cap;
 }
 
 void Buffer::own() {
   size_t n = size();
-  std::vector<char> mine(n > kMinStorage ? n : kMinStorage);
-  std::memcpy(mine.data(), scratch() + rpos_, n);
-  buf_.swap(mine);
+  const char* src = scratch() + rpos_;
+  borrowed_ = false;
+  if (g_scratch_holder == this) g_scratch_holder = nullptr;
+  if (n == 0) {
+    rpos_ = wpos_ = 0;
+    return;
+  }
+  size_t cap = n > kMinStorage ? n : kMinStorage;
+  if (cap_ < cap) {
+    store_.reset(new char[cap]);
+    cap_ = cap;
+  }
+  std::memcpy(store_.get(), src, n);
   rpos_ = 0;
   wpos_ = n;
-  borrowed_ = false;
+}
+
+void Buffer::borrow() {
+  if (g_scratch_holder && g_scratch_holder != this) g_scratch_holder->own();
+  g_scratch_holder = this;
+  borrowed_ = true;
+  rpos_ = wpos_ = 0;
 }
 
 void Buffer::settle() {
-  if (borrowed_) {
-    if (empty()) {
-      borrowed_ = false;
-      rpos_ = wpos_ = 0;
-    } else {
-      own();
-    }
-  } else if (empty() && !buf_.empty()) {
-    std::vector<char>().swap(buf_);
+  if (!borrowed_ && cap_ && empty()) {
+    store_.reset();
+    cap_ = 0;
+    rpos_ = wpos_ = 0;
   }
 }
 
 void Buffer::ensure_writable(size_t n) {
   if (borrowed_) own();
-  if (buf_.size() - wpos_ >= n) return;
-  if (rpos_ > 0 && buf_.size() - size() >= n) {  // compact before growing
-    std::memmove(buf_.data(), buf_.data() + rpos_, size());
+  if (cap_ - wpos_ >= n) return;
+  if (rpos_ > 0 && cap_ - size() >= n) {  // compact before growing
+    std::memmove(store_.get(), store_.get() + rpos_, size());
     wpos_ -= rpos_;
     rpos_ = 0;
     return;
   }
-  size_t want = wpos_ + n;
-  size_t cap = buf_.size() < kMinStorage ? kMinStorage : buf_.size();
+  size_t want = size() + n;
+  size_t cap = cap_ < kMinStorage ? kMinStorage : cap_;
   while (cap < want) cap *= 2;
-  buf_.resize(cap);
+  grow_to(cap);
 }
 
 void Buffer::append(const char* p, size_t n) {
   ensure_writable(n);
-  std::memcpy(buf_.data() + wpos_, p, n);
+  std::memcpy(store_.get() + wpos_, p, n);
   wpos_ += n;
 }
 
 ssize_t Buffer::read_with(ssize_t (*fn)(void*, char*, size_t), void* ctx) {
-  if (!borrowed_ && buf_.empty()) {
-    borrowed_ = true;
-    rpos_ = wpos_ = 0;
-  }
+  if (!borrowed_ && cap_ == 0) borrow();
   if (borrowed_ && wpos_ == kScratch) own();
   char* p;
   size_t room;
@@ -86,8 +113,8 @@ ssize_t Buffer::read_with(ssize_t (*fn)(void*, char*, size_t), void* ctx) {
     room = kScratch - wpos_;
   } else {
     ensure_writable(16384);
-    p = buf_.data() + wpos_;
-    room = buf_.size() - wpos_;
+    p = store_.get() + wpos_;
+    room = cap_ - wpos_;
   }
   ssize_t n = fn(ctx, p, room);
   if (n > 0) wpos_ += static_cast<size_t>(n);
@@ -95,10 +122,7 @@ ssize_t Buffer::read_with(ssize_t (*fn)(void*, char*, size_t), void* ctx) {
 }
 
 ssize_t Buffer::read_fd(int fd, bool* drained) {
-  if (!borrowed_ && buf_.empty()) {  // no storage: read into the scratch area
-    borrowed_ = true;
-    rpos_ = wpos_ = 0;
-  }
+  if (!borrowed_ && cap_ == 0) borrow();
   if (borrowed_) {
     if (wpos_ < kScratch) {
       size_t room = kScratch - wpos_;
@@ -111,9 +135,9 @@ ssize_t Buffer::read_fd(int fd, bool* drained) {
   }
   char extra[65536];
   ensure_writable(4096);
-  size_t writable = buf_.size() - wpos_;
+  size_t writable = cap_ - wpos_;
   iovec iov[2];
-  iov[0].iov_base = buf_.data() + wpos_;
+  iov[0].iov_base = store_.get() + wpos_;
   iov[0].iov_len = writable;
   iov[1].iov_base = extra;
   iov[1].iov_len = sizeof extra;
@@ -123,7 +147,7 @@ ssize_t Buffer::read_fd(int fd, bool* drained) {
   if (static_cast<size_t>(n) <= writable) {
     wpos_ += static_cast<size_t>(n);
   } else {
-    wpos_ = buf_.size();
+    wpos_ = cap_;
     append(extra, static_cast<size_t>(n) - writable);
   }
   return n;

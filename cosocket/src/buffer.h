@@ -3,21 +3,26 @@
 // before it grows, and reads from a file descriptor with readv plus an extra buffer, so
 // one recv can take up to 64 KiB more than the free space.
 //
-// An idle connection costs no buffer memory: a read into an empty buffer that has no
-// storage lands in a scratch area shared by all buffers ("borrowed"); settle(), called
-// before the event loop runs again, keeps only what is left over (copied into storage of
-// its own) and frees storage that has become empty. So a read that is consumed at once
-// (the usual request/response case) allocates nothing.
+// An idle connection costs no buffer memory: a read into a buffer without storage lands
+// in a scratch area shared by all buffers ("borrowed"). The bytes stay there until
+// another buffer needs the area: then they are copied into storage of their own (only
+// then is anything allocated). settle() frees storage that has become empty. So a read
+// consumed by the next calls (a line, then a body) allocates nothing.
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string_view>
 #include <sys/types.h>
-#include <vector>
 
 namespace cosocket {
 
 class Buffer {
  public:
+  Buffer() = default;
+  ~Buffer();
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+
   size_t size() const { return wpos_ - rpos_; }
   bool empty() const { return wpos_ == rpos_; }
   const char* data() const { return base() + rpos_; }
@@ -34,25 +39,21 @@ class Buffer {
   ssize_t read_fd(int fd, bool* drained = nullptr);
   // Reads once through fn(ctx, p, room) (e.g. SSL_read): >0 bytes, or what fn returned.
   ssize_t read_with(ssize_t (*fn)(void* ctx, char* p, size_t room), void* ctx);
-  // Room for at least n more bytes at the end: fill some of it, then commit() them.
-  char* prepare(size_t n) {
-    ensure_writable(n);
-    return buf_.data() + wpos_;
-  }
-  size_t room() const { return buf_.size() - wpos_; }
-  void commit(size_t n) { wpos_ += n; }
-  // Ends the use of the shared scratch area (see above): call it before yielding to
-  // the event loop. Frees the storage of an empty buffer.
+  // Frees storage that has become empty (an idle connection owns no memory).
   void settle();
   // Bytes of storage this buffer owns (for tests).
-  size_t capacity() const { return buf_.size(); }
+  size_t capacity() const { return cap_; }
+  bool borrowed() const { return borrowed_; }
 
  private:
-  const char* base() const { return borrowed_ ? scratch() : buf_.data(); }
+  const char* base() const { return borrowed_ ? scratch() : store_.get(); }
   static char* scratch();
-  void own();  // copies borrowed bytes into storage of its own
+  void borrow();  // takes the scratch area (evicting its holder), when empty and storage-less
+  void own();     // copies borrowed bytes into storage of its own
   void ensure_writable(size_t n);
-  std::vector<char> buf_;
+  void grow_to(size_t cap);
+  std::unique_ptr<char[]> store_;
+  size_t cap_ = 0;
   size_t rpos_ = 0;
   size_t wpos_ = 0;
   bool borrowed_ = false;

@@ -260,26 +260,43 @@ TEST(Buffer, ReadFdBadFdReturnsMinusOne) {
   EXPECT_TRUE(b.empty());
 }
 
-// A read consumed at once allocates nothing; what is left is kept in storage of its own
-// after settle(), and storage that becomes empty is freed again.
+// A read lands in the shared scratch area: nothing is allocated while the bytes are
+// consumed there; another buffer's read moves what is left into storage of its own.
 TEST(BufferTest, IdleBufferOwnsNoStorage) {
   SocketPair sp;
   Buffer b;
   write_all(sp.fds[1], "hello world");
   ASSERT_EQ(11, b.read_fd(sp.fds[0]));
-  EXPECT_EQ(0u, b.capacity());  // borrowed
+  EXPECT_TRUE(b.borrowed());
+  EXPECT_EQ(0u, b.capacity());
   EXPECT_EQ("hello", std::string(b.data(), 5));
   b.consume(5);
-  b.settle();  // " world" is left: copied into storage of its own
-  EXPECT_GE(b.capacity(), 6u);
+  b.settle();  // still borrowed: " world" stays in the scratch area
+  EXPECT_EQ(0u, b.capacity());
   EXPECT_EQ(" world", std::string(b.view()));
   write_all(sp.fds[1], "!!");
-  ASSERT_EQ(2, b.read_fd(sp.fds[0]));  // appended to the owned bytes
+  ASSERT_EQ(2, b.read_fd(sp.fds[0]));  // appended in the scratch area
   EXPECT_EQ(" world!!", std::string(b.view()));
+  // another buffer reads: b's bytes are evicted into b's own storage, unchanged
+  SocketPair sp2;
+  Buffer other;
+  write_all(sp2.fds[1], "other bytes");
+  ASSERT_EQ(11, other.read_fd(sp2.fds[0]));
+  EXPECT_FALSE(b.borrowed());
+  EXPECT_GE(b.capacity(), 8u);
+  EXPECT_EQ(" world!!", std::string(b.view()));
+  EXPECT_EQ("other bytes", std::string(other.view()));
   b.consume(8);
   EXPECT_EQ(13u, b.consumed_total());
   b.settle();
   EXPECT_EQ(0u, b.capacity());  // empty: freed
+  // and b borrows again, evicting `other`
+  write_all(sp.fds[1], "again");
+  ASSERT_EQ(5, b.read_fd(sp.fds[0]));
+  EXPECT_TRUE(b.borrowed());
+  EXPECT_FALSE(other.borrowed());
+  EXPECT_EQ("other bytes", std::string(other.view()));
+  EXPECT_EQ("again", std::string(b.view()));
 }
 
 TEST(BufferTest, BorrowedReadsAccumulate) {
@@ -291,18 +308,25 @@ TEST(BufferTest, BorrowedReadsAccumulate) {
   ASSERT_EQ(3, b.read_fd(sp.fds[0]));  // still borrowed, after the first bytes
   EXPECT_EQ("abcdef", std::string(b.view()));
   b.append("gh", 2);  // writing makes it owned, the bytes kept
+  EXPECT_FALSE(b.borrowed());
   EXPECT_EQ("abcdefgh", std::string(b.view()));
   EXPECT_GE(b.capacity(), 8u);
   b.consume(8);
   b.settle();
   EXPECT_EQ(0u, b.capacity());
-  // a borrowed buffer that settles empty stays without storage
+  // a destroyed holder gives the scratch area up
+  {
+    SocketPair sp3;
+    Buffer gone;
+    write_all(sp3.fds[1], "tmp");
+    ASSERT_EQ(3, gone.read_fd(sp3.fds[0]));
+  }
   write_all(sp.fds[1], "x");
   ASSERT_EQ(1, b.read_fd(sp.fds[0]));
-  b.consume(1);
-  b.settle();
-  EXPECT_EQ(0u, b.capacity());
+  EXPECT_EQ("x", std::string(b.view()));
+  b.clear();
   EXPECT_TRUE(b.empty());
+  EXPECT_FALSE(b.borrowed());
 }
 
 TEST(BufferTest, ReadWithCallback) {
@@ -318,7 +342,7 @@ TEST(BufferTest, ReadWithCallback) {
   EXPECT_EQ("payload", std::string(b.view()));
   b.settle();
   EXPECT_EQ("payload", std::string(b.view()));
-  ASSERT_EQ(7, b.read_with(fill, &src));  // owned now: appended
+  ASSERT_EQ(7, b.read_with(fill, &src));  // appended
   EXPECT_EQ("payloadpayload", std::string(b.view()));
   b.clear();
   EXPECT_EQ(0u, b.capacity());
