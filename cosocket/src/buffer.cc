@@ -121,14 +121,13 @@ ssize_t Buffer::read_with(ssize_t (*fn)(void*, char*, size_t), void* ctx) {
   return n;
 }
 
-ssize_t Buffer::read_fd(int fd, bool* drained) {
+ssize_t Buffer::read_fd(int fd) {
   if (!borrowed_ && cap_ == 0) borrow();
   if (borrowed_) {
     if (wpos_ < kScratch) {
       size_t room = kScratch - wpos_;
       ssize_t n = ::read(fd, scratch() + wpos_, room);
       if (n > 0) wpos_ += static_cast<size_t>(n);
-      if (drained) *drained = n > 0 && static_cast<size_t>(n) < room;
       return n;
     }
     own();
@@ -142,7 +141,6 @@ ssize_t Buffer::read_fd(int fd, bool* drained) {
   iov[1].iov_base = extra;
   iov[1].iov_len = sizeof extra;
   ssize_t n = readv(fd, iov, 2);
-  if (drained) *drained = n > 0 && static_cast<size_t>(n) < writable + sizeof extra;
   if (n <= 0) return n;
   if (static_cast<size_t>(n) <= writable) {
     wpos_ += static_cast<size_t>(n);

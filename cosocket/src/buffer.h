@@ -34,9 +34,7 @@ class Buffer {
   // is still where it left it.
   uint64_t consumed_total() const { return consumed_total_; }
   // recv()s once into the buffer: >0 bytes read, 0 on EOF, -1 with errno set.
-  // `drained` (if given) tells whether the read took less than it had room for: the
-  // socket's receive queue was empty afterwards.
-  ssize_t read_fd(int fd, bool* drained = nullptr);
+  ssize_t read_fd(int fd);
   // Reads once through fn(ctx, p, room) (e.g. SSL_read): >0 bytes, or what fn returned.
   ssize_t read_with(ssize_t (*fn)(void* ctx, char* p, size_t room), void* ctx);
   // Frees storage that has become empty (an idle connection owns no memory).

@@ -9,8 +9,9 @@
 namespace cosocket {
 
 // The data argument of send(): a string, number, boolean, nil, ngx.null or a (nested)
-// array of those. Fills iov with pointers into Lua strings kept alive by the stack (for
-// a table, an anchor table is pushed on top). Raises on a bad type. Returns the length.
+// array of those. Fills iov with pointers into Lua strings kept alive by the stack and
+// (numbers inside a table) into texts valid until the next call. Raises on a bad type.
+// Returns the length.
 size_t collect_send_data(lua_State* L, int idx, std::vector<iovec>& iov);
 
 // Fetches an integer field of an options table; returns false when absent (nil).

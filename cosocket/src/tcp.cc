@@ -61,7 +61,6 @@ struct TcpSock {
   EventPtr rev{nullptr, event_free};
   EventPtr rtimer{nullptr, event_free};
   bool readable = true;
-  bool pending_eof = false;  // the peer's FIN is queued (EPOLLRDHUP seen)
   // the write (or connect) operation in progress
   uint64_t writer = 0;
   std::string wpending;
@@ -138,14 +137,13 @@ void on_write(int, short what, void* arg);
 
 void make_events(TcpSock* s) {
   event_base* base = runtime().base();
-  s->rev.reset(event_new(base, s->fd, EV_READ | EV_CLOSED | EV_PERSIST | EV_ET, &on_read, s));
+  s->rev.reset(event_new(base, s->fd, EV_READ | EV_PERSIST | EV_ET, &on_read, s));
   s->wev.reset(event_new(base, s->fd, EV_WRITE | EV_PERSIST | EV_ET, &on_write, s));
   s->rtimer.reset(evtimer_new(base, &on_read, s));
   s->wtimer.reset(evtimer_new(base, &on_write, s));
   event_add(s->rev.get(), nullptr);
   event_add(s->wev.get(), nullptr);
   s->readable = true;
-  s->pending_eof = false;
   s->writable = true;
 }
 
@@ -358,15 +356,10 @@ ssize_t ssl_read_some(void* ctx, char* p, size_t room) {
 }
 
 ssize_t sock_read(TcpSock* s) {
-  if (!s->ssl) {
-    // A read that took less than it had room for drained the socket: like nginx, do not
-    // try again (an EAGAIN syscall per wait) until the next edge says there is more. A
-    // FIN that came with the data gives no new edge, hence pending_eof.
-    bool drained = false;
-    ssize_t n = s->rbuf.read_fd(s->fd, &drained);
-    if (drained && !s->pending_eof) s->readable = false;
-    return n;
-  }
+  // Greedy, as nginx is without EPOLLRDHUP: read until EAGAIN. (Stopping at a short read
+  // saves that syscall, but libevent hides EPOLLRDHUP when an RST comes with the data, and
+  // the reset would then go unseen until the read timeout.)
+  if (!s->ssl) return s->rbuf.read_fd(s->fd);
   ssize_t n = s->rbuf.read_with(ssl_read_some, s->ssl.get());
   if (n > 0) return n;
   int e = SSL_get_error(s->ssl.get(), static_cast<int>(n));
@@ -507,8 +500,7 @@ void service_read(TcpSock* s, short what);
 
 void on_read(int, short what, void* arg) {
   auto* s = static_cast<TcpSock*>(arg);
-  if (what & EV_CLOSED) s->pending_eof = true;
-  if (what & (EV_READ | EV_CLOSED)) {
+  if (what & EV_READ) {
     s->readable = true;
     if (s->hs && s->writer) {
       hs_step(s);
