@@ -19,7 +19,7 @@ local type, tostring, tonumber = type, tostring, tonumber
 local setmetatable, rawget, error, select = setmetatable, rawget, error, select
 local pairs, ipairs = pairs, ipairs
 local byte, sub, find, match = string.byte, string.sub, string.find, string.match
-local gmatch = string.gmatch
+local gmatch, gsub = string.gmatch, string.gsub
 local concat = table.concat
 
 local ok_new_tab, new_tab = pcall(require, "table.new")
@@ -347,9 +347,29 @@ local function read_item(self, sock, with_cas)
     return item_from_line(self, sock, line, with_cas)
 end
 
+-- The rest of a reply line whose first bytes (head) were read with the value before it:
+-- the line as sock:receive() gives it (CRs dropped); nil, err.
+local function rest_of_line(self, sock, head)
+    local lf = find(head, "\n", 1, true)
+    if not lf then
+        local rest, err = sock:receive()
+        if not rest then
+            return fatal(self, err)
+        end
+        return gsub(head, "\r", "") .. rest
+    end
+    local line = gsub(sub(head, 1, lf - 1), "\r", "")
+    if lf < #head then
+        -- bytes of a further reply were read with it: the stream cannot be trusted
+        return fatal(self, "bad reply: " .. sub(line, 1, 200) .. " (bare LF)")
+    end
+    return line
+end
+
 -- the reply to a get/gets of one key: "value", data, flags, cas; nil (a miss); nil, err.
--- The usual reply (a miss, or one VALUE then END) is read here; anything else goes through
--- item_from_line, as a multi-get reply does.
+-- The usual reply (a miss, or one VALUE then END) is read here in two reads (the header
+-- line, then the data with its CRLF and the END line); anything else is judged by
+-- item_from_line, as in a multi-get reply.
 local function single_get_reader(self, sock, with_cas)
     local line, err = sock:receive()
     if not line then
@@ -367,27 +387,41 @@ local function single_get_reader(self, sock, with_cas)
     local n = flags and #len <= 15 and tonumber(len)
     local data
     if n and n <= self.max_value_size then
-        data, err = sock:receive(n + 2)
+        local partial
+        data, err, partial = sock:receive(n + 7)     -- <data>\r\nEND\r\n
         if not data then
+            -- a wrong terminator is reported as such, also when the reply stops after it
+            if partial and #partial >= n + 2
+               and (byte(partial, n + 1) ~= 13 or byte(partial, n + 2) ~= 10) then
+                return fatal(self, "bad value terminator")
+            end
             return fatal(self, err)
         end
         if byte(data, n + 1) ~= 13 or byte(data, n + 2) ~= 10 then
             return fatal(self, "bad value terminator")
         end
+        local tail = sub(data, n + 3)
         data = sub(data, 1, n)
         flags = tonumber(flags)
+        if tail == "END\r\n" then
+            return "value", data, flags, cas
+        end
+        line, err = rest_of_line(self, sock, tail)
+        if not line then
+            return nil, err
+        end
     else
         local st, key
         st, key, data, flags, cas = item_from_line(self, sock, line, with_cas)
         if not st then
             return nil, key
         end
-    end
-    line, err = sock:receive()
-    if line ~= "END" then
+        line, err = sock:receive()
         if not line then
             return fatal(self, err)
         end
+    end
+    if line ~= "END" then
         local st2
         st2, err = item_from_line(self, sock, line, with_cas)
         if not st2 then
