@@ -620,6 +620,44 @@ P(m:set_keepalive())
     assert out == [f"nil|nil|{err}", f"nil|connection closed after error: {err}"]
 
 
+@pytest.mark.parametrize("steps,first", [
+    # the reply in pieces: the value and its END are read in one receive(n + 7)
+    ([("reply", b"VALUE k 7 3\r\nab"), ("delay", 0.05), ("reply", b"c\r\nEN"), ("delay", 0.05),
+      ("reply", b"D\r\n")], "abc|7|nil"),
+    # a server error after the value: the server's words, the connection stays usable
+    ([("reply", b"VALUE k 0 3\r\nabc\r\nSERVER_ERROR busy\r\n")], "nil|nil|SERVER_ERROR busy"),
+    # a value ending in CR LF E N D: the data is not mistaken for the end
+    ([("reply", b"VALUE k 0 5\r\nEND\r\n\r\nEND\r\n")], r"END\r\n|0|nil"),
+])
+def test_single_get_reply_in_pieces(run_lua_ok, fake_server, steps, first):
+    srv = fake_server([("read_until", b"\r\n"), *steps,
+                       ("expect", b"get k\r\n"), ("reply", b"VALUE k 0 2\r\nok\r\nEND\r\n"),
+                       ("stall",)])
+    out = mc(run_lua_ok, r'''
+local m = C()
+local v, f, err = m:get("k")
+P(v and v:gsub("\r", "\\r"):gsub("\n", "\\n") or v, f, err)
+P(m:get("k"))
+''', srv.port)
+    assert out == [first, "ok|0|nil"]
+
+
+@pytest.mark.parametrize("steps,err", [
+    ([("reply", b"VALUE k 0 3\r\nabc\r\n"), ("close",)], "closed"),
+    ([("reply", b"VALUE k 0 3\r\nabcXY"), ("close",)], "bad value terminator"),
+    ([("reply", b"VALUE k 0 3\r\nabc\r\nEND\nX")], "bad reply: END (bare LF)"),
+    ([("reply", b"VALUE k 0 3\r\nabc\r\nJUNK\r\n")], "bad reply: JUNK"),
+])
+def test_single_get_bad_endings(run_lua_ok, fake_server, steps, err):
+    srv = fake_server([("read_until", b"\r\n"), *steps, ("stall",)])
+    out = mc(run_lua_ok, r'''
+local m = C()
+P(m:get("k"))
+P(m:set_keepalive())
+''', srv.port)
+    assert out == [f"nil|nil|{err}", f"nil|connection closed after error: {err}"]
+
+
 def test_garbage_meta_and_stats_replies(run_lua_ok, fake_server):
     srv = fake_server([("read_until", b"\r\n"), ("reply", b"STAT a 1\r\nWHAT\r\n"), ("stall",)])
     out = mc(run_lua_ok, 'local m = C()\nP(m:stats())\n', srv.port)

@@ -19,7 +19,7 @@ local type, tostring, tonumber = type, tostring, tonumber
 local setmetatable, rawget, error, select = setmetatable, rawget, error, select
 local pairs, ipairs = pairs, ipairs
 local byte, sub, find, match = string.byte, string.sub, string.find, string.match
-local gmatch = string.gmatch
+local gmatch, gsub = string.gmatch, string.gsub
 local concat = table.concat
 
 local ok_new_tab, new_tab = pcall(require, "table.new")
@@ -39,7 +39,7 @@ local MULTI_GET_BATCH = 100                   -- keys per get line
 -- states (resty.cosocket.driver): IDLE, connected and nothing in flight, may be pooled;
 -- FAILED, closed after a timeout / protocol error
 local STATE_IDLE, STATE_FATAL = driver.IDLE, driver.FAILED
-local line, push = driver.line, driver.push
+local line = driver.line
 
 --------------------------------------------------------------------------
 -- helpers
@@ -65,6 +65,8 @@ local fatal = driver.failed
 -- the socket, or nil + why it cannot be used
 local check = driver.ready
 
+-- the key after key_transform, checked; or nil, err. The default transform (URI escaping)
+-- escapes spaces and control characters, so its output needs only the length checks.
 local function escaped_key(self, key)
     if type(key) ~= "string" then
         if type(key) == "number" then
@@ -73,7 +75,19 @@ local function escaped_key(self, key)
             return nil, "bad key type: " .. type(key)
         end
     end
-    key = self.escape_key(key)
+    local escape = self.escape_key
+    if escape == escape_uri then
+        key = escape_uri(key)
+        local n = #key
+        if n == 0 then
+            return nil, "empty key"
+        end
+        if n > MAX_KEY_LEN then
+            return nil, "key too long"
+        end
+        return key
+    end
+    key = escape(key)
     local ok, err = valid_key(key)
     if not ok then
         return nil, err
@@ -108,9 +122,9 @@ end
 -- A command is a send plus a reply reader. In pipeline mode the request is
 -- queued with its reader; otherwise it is sent and read at once.
 local function run(self, req, reader, a1, a2)
-    local sock, err = check(self)
-    if not sock then
-        return nil, err
+    local sock = rawget(self, "sock")
+    if not sock or self.state ~= STATE_IDLE then
+        return check(self)   -- nil, why
     end
     local pipe = rawget(self, "_pipe")
     if pipe then
@@ -122,8 +136,7 @@ local function run(self, req, reader, a1, a2)
         pipe.a2[n] = a2 or false
         return true
     end
-    local bytes
-    bytes, err = sock:send(req)
+    local bytes, err = sock:send(req)
     if not bytes then
         return fatal(self, err)
     end
@@ -297,13 +310,9 @@ end
 --------------------------------------------------------------------------
 -- retrieval
 
--- one "VALUE key flags len [cas]" item, or END; returns
+-- one "VALUE key flags len [cas]" item (its header line already read), or END; returns
 -- status ("value" | "end"), key, data, flags, cas  -- or nil, err
-local function read_item(self, sock, with_cas)
-    local line, err = read_line(self, sock)
-    if not line then
-        return nil, err
-    end
+local function item_from_line(self, sock, line, with_cas)
     if line == "END" then
         return "end"
     end
@@ -323,24 +332,98 @@ local function read_item(self, sock, with_cas)
     if not n then
         return fatal(self, "value too large: " .. sub(len, 1, 20) .. " bytes")
     end
-    local data
-    data, err = read_data(self, sock, n)
+    local data, err = read_data(self, sock, n)
     if not data then
         return nil, err
     end
     return "value", key, data, tonumber(flags), cas
 end
 
-local function single_get_reader(self, sock, with_cas)
-    local st, key, data, flags, cas = read_item(self, sock, with_cas)
-    if not st then
-        return nil, key
+local function read_item(self, sock, with_cas)
+    local line, err = sock:receive()
+    if not line then
+        return fatal(self, err)
     end
-    if st == "end" then
+    return item_from_line(self, sock, line, with_cas)
+end
+
+-- The rest of a reply line whose first bytes (head) were read with the value before it:
+-- the line as sock:receive() gives it (CRs dropped); nil, err.
+local function rest_of_line(self, sock, head)
+    local lf = find(head, "\n", 1, true)
+    if not lf then
+        local rest, err = sock:receive()
+        if not rest then
+            return fatal(self, err)
+        end
+        return gsub(head, "\r", "") .. rest
+    end
+    local line = gsub(sub(head, 1, lf - 1), "\r", "")
+    if lf < #head then
+        -- bytes of a further reply were read with it: the stream cannot be trusted
+        return fatal(self, "bad reply: " .. sub(line, 1, 200) .. " (bare LF)")
+    end
+    return line
+end
+
+-- the reply to a get/gets of one key: "value", data, flags, cas; nil (a miss); nil, err.
+-- The usual reply (a miss, or one VALUE then END) is read here in two reads (the header
+-- line, then the data with its CRLF and the END line); anything else is judged by
+-- item_from_line, as in a multi-get reply.
+local function single_get_reader(self, sock, with_cas)
+    local line, err = sock:receive()
+    if not line then
+        return fatal(self, err)
+    end
+    if line == "END" then
         return nil
     end
-    local st2, err = read_item(self, sock, with_cas)
-    if st2 ~= "end" then
+    local flags, len, cas
+    if with_cas then
+        flags, len, cas = match(line, "^VALUE %S+ (%d+) (%d+) (%d+)$")
+    else
+        flags, len = match(line, "^VALUE %S+ (%d+) (%d+)$")
+    end
+    local n = flags and #len <= 15 and tonumber(len)
+    local data
+    if n and n <= self.max_value_size then
+        local partial
+        data, err, partial = sock:receive(n + 7)     -- <data>\r\nEND\r\n
+        if not data then
+            -- a wrong terminator is reported as such, also when the reply stops after it
+            if partial and #partial >= n + 2
+               and (byte(partial, n + 1) ~= 13 or byte(partial, n + 2) ~= 10) then
+                return fatal(self, "bad value terminator")
+            end
+            return fatal(self, err)
+        end
+        if byte(data, n + 1) ~= 13 or byte(data, n + 2) ~= 10 then
+            return fatal(self, "bad value terminator")
+        end
+        local tail = sub(data, n + 3)
+        data = sub(data, 1, n)
+        flags = tonumber(flags)
+        if tail == "END\r\n" then
+            return "value", data, flags, cas
+        end
+        line, err = rest_of_line(self, sock, tail)
+        if not line then
+            return nil, err
+        end
+    else
+        local st, key
+        st, key, data, flags, cas = item_from_line(self, sock, line, with_cas)
+        if not st then
+            return nil, key
+        end
+        line, err = sock:receive()
+        if not line then
+            return fatal(self, err)
+        end
+    end
+    if line ~= "END" then
+        local st2
+        st2, err = item_from_line(self, sock, line, with_cas)
         if not st2 then
             return nil, err
         end
@@ -360,8 +443,8 @@ local function get_single(self, key, with_cas)
         end
         return nil, nil, err
     end
-    local req = { with_cas and "gets " or "get ", k, "\r\n" }
-    local st, data, flags, cas = run(self, req, single_get_reader, with_cas)
+    local st, data, flags, cas = run(self, (with_cas and "gets " or "get ") .. k .. "\r\n",
+                                     single_get_reader, with_cas)
     if pipe then
         if st then
             return true
@@ -468,9 +551,9 @@ end
 
 -- a reply of one line: 1 when it equals `want`, else nil + the line
 local function line_reader(self, sock, want)
-    local line, err = read_line(self, sock)
+    local line, err = sock:receive()
     if not line then
-        return nil, err
+        return fatal(self, err)
     end
     if line == want then
         return 1
@@ -501,6 +584,11 @@ local function value_size(value)
     return n
 end
 
+-- a string value up to this size goes out in one string with its command line (one copy
+-- of a small value is cheaper than the runtime walking an array); a bigger one, or an
+-- array of pieces, is sent as a piece of its own, not copied
+local INLINE_VALUE_MAX = 4096
+
 local function store(self, cmd, key, value, exptime, flags, cas_unique)
     local k, err = escaped_key(self, key)
     if not k then
@@ -509,17 +597,22 @@ local function store(self, cmd, key, value, exptime, flags, cas_unique)
     local tv = type(value)
     if tv == "number" or tv == "boolean" then
         value = tostring(value)
+        tv = "string"
     elseif tv ~= "string" and tv ~= "table" then
         return nil, "bad value type: " .. tv
     end
-    local req
+    local size = tv == "string" and #value or value_size(value)
+    local head = cmd .. " " .. k .. " " .. (tonumber(flags) or 0) .. " "
+                 .. (tonumber(exptime) or 0) .. " " .. size
     if cas_unique then
-        req = line(cmd, k, tonumber(flags) or 0, tonumber(exptime) or 0, value_size(value),
-                   cas_unique)
-    else
-        req = line(cmd, k, tonumber(flags) or 0, tonumber(exptime) or 0, value_size(value))
+        head = head .. " " .. cas_unique
     end
-    push(req, value, "\r\n")     -- an array of pieces is sent as it is
+    local req
+    if tv == "string" and size <= INLINE_VALUE_MAX then
+        req = head .. "\r\n" .. value .. "\r\n"
+    else
+        req = { head, "\r\n", value, "\r\n" }   -- an array of pieces is sent as it is
+    end
     return run(self, req, line_reader, "STORED")
 end
 
@@ -555,7 +648,8 @@ function _M.touch(self, key, exptime)
     if not k then
         return nil, err
     end
-    return run(self, line("touch", k, tonumber(exptime) or 0), line_reader, "TOUCHED")
+    return run(self, "touch " .. k .. " " .. (tonumber(exptime) or 0) .. "\r\n", line_reader,
+               "TOUCHED")
 end
 
 function _M.delete(self, key)
@@ -563,7 +657,7 @@ function _M.delete(self, key)
     if not k then
         return nil, err
     end
-    return run(self, line("delete", k), line_reader, "DELETED")
+    return run(self, "delete " .. k .. "\r\n", line_reader, "DELETED")
 end
 
 local function number_reader(self, sock)
@@ -586,7 +680,7 @@ local function incr_decr(self, cmd, key, delta)
     if not match(delta, "^%d+$") then
         return nil, "bad delta: " .. sub(delta, 1, 30)
     end
-    return run(self, line(cmd, k, delta), number_reader)
+    return run(self, cmd .. " " .. k .. " " .. delta .. "\r\n", number_reader)
 end
 
 function _M.incr(self, key, delta)
