@@ -818,10 +818,37 @@ int l_ngx_escape_uri(lua_State* L) {
     }
     type = static_cast<int>(t);
   }
-  std::string out;
-  out.reserve(len);
-  escape_uri(s, len, type, &out);
-  lua_pushlstring(L, out.data(), out.size());
+  // Per-type table of the bytes to escape, built once; nothing to escape (the common case
+  // for keys) returns the string itself, no copy.
+  static bool table[kEscMailAuth + 1][256];
+  static bool built = false;
+  if (!built) {
+    for (int t = kEscUri; t <= kEscMailAuth; ++t)
+      for (int c = 0; c < 256; ++c) table[t][c] = must_escape(t, static_cast<unsigned char>(c));
+    built = true;
+  }
+  const bool* esc = table[type];
+  size_t n = 0;
+  for (size_t i = 0; i < len; ++i) n += esc[static_cast<unsigned char>(s[i])];
+  if (n == 0) {
+    if (lua_type(L, 1) == LUA_TSTRING) lua_pushvalue(L, 1);
+    else lua_pushlstring(L, s, len);
+    return 1;
+  }
+  static const char kHex[] = "0123456789ABCDEF";
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (size_t i = 0; i < len; ++i) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (esc[c]) {
+      luaL_addchar(&b, '%');
+      luaL_addchar(&b, kHex[c >> 4]);
+      luaL_addchar(&b, kHex[c & 15]);
+    } else {
+      luaL_addchar(&b, static_cast<char>(c));
+    }
+  }
+  luaL_pushresult(&b);
   return 1;
 }
 
