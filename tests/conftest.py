@@ -338,3 +338,23 @@ def mariadb_tls(tls_certs):
     svc.database = services.MARIADB_DATABASE
     yield svc
     svc.stop()
+
+
+# --------------------------------------------------------------------------
+# cosocket processes running server scripts (tests/helpers/cosocket_server.py)
+
+@pytest.fixture
+def server(cosocket_bin, tmp_path):
+    """server(code=None, file=..., args=(), flags=()) starts `cosocket [flags] script args` in its
+    own session; .port() waits for "listening on PORT"; killed at the end if still running."""
+    from helpers.cosocket_server import ServerProc
+    procs = []
+
+    def start(code=None, **kw):
+        p = ServerProc(cosocket_bin, tmp_path, code, name=f"server{len(procs)}.lua", **kw)
+        procs.append(p)
+        return p
+    yield start
+    for p in procs:
+        if p.p.poll() is None:
+            p.kill()

@@ -14,24 +14,10 @@ import time
 
 import pytest
 
-from helpers.cosocket_server import ServerProc, connect, parse_benchmark, recv_all, recv_line
+from helpers.cosocket_server import connect, parse_benchmark, recv_all, recv_line
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REDIS_SERVER = os.path.join(REPO, "examples", "redis_server.lua")
-
-
-@pytest.fixture
-def server(cosocket_bin, tmp_path):
-    procs = []
-
-    def start(code=None, **kw):
-        p = ServerProc(cosocket_bin, tmp_path, code, name=f"server{len(procs)}.lua", **kw)
-        procs.append(p)
-        return p
-    yield start
-    for p in procs:
-        if p.p.poll() is None:
-            p.kill()
 
 
 ECHO = r'''

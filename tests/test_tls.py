@@ -415,27 +415,9 @@ def test_server_side_sslaccept(run_lua_ok, tls_certs):
 
 import os  # noqa: E402
 import subprocess  # noqa: E402
-import sys  # noqa: E402
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "helpers"))
-from cosocket_server import ServerProc  # noqa: E402
 
 REDIS_SERVER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                             "examples", "redis_server.lua")
-
-
-@pytest.fixture
-def server(cosocket_bin, tmp_path):
-    procs = []
-
-    def start(code=None, **kw):
-        p = ServerProc(cosocket_bin, tmp_path, code, name=f"server{len(procs)}.lua", **kw)
-        procs.append(p)
-        return p
-    yield start
-    for p in procs:
-        if p.p.poll() is None:
-            p.kill()
 
 
 def test_tls_listen_against_cosocket_clients(run_lua_ok, tls_certs):
