@@ -348,14 +348,7 @@ function _M.connect(self, uri, opts)
         req[#req + 1] = "Sec-WebSocket-Extensions: " .. deflate_offer(compression) .. "\r\n"
     end
     if headers then
-        for _, h in ipairs(headers) do
-            req[#req + 1] = h .. "\r\n"
-        end
-        for k, v in pairs(headers) do
-            if type(k) == "string" then
-                req[#req + 1] = k .. ": " .. tostring(v) .. "\r\n"
-            end
-        end
+        conn.add_header_lines(req, headers)
     end
     req[#req + 1] = "\r\n"
 

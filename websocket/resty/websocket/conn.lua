@@ -19,7 +19,7 @@ local driver = require "resty.cosocket.driver"
 local p16be = require("resty.cosocket.bytes").p16be
 
 local find, match, gmatch, lower = string.find, string.match, string.gmatch, string.lower
-local type, tostring, rawget, ipairs = type, tostring, rawget, ipairs
+local type, tostring, rawget, ipairs, pairs = type, tostring, rawget, ipairs, pairs
 local concat = table.concat
 local recv_frame, send_frame, valid_utf8 =
     protocol.recv_frame, protocol.send_frame, protocol.valid_utf8
@@ -28,6 +28,20 @@ local _M = { _VERSION = "0.1.0" }
 
 -- parse_extension(s) -> name, params: one element of a Sec-WebSocket-Extensions header, its
 -- name lower-cased and its parameters as { { "k", "v" }, { "bare", true } ... }
+-- Appends "Name: value\r\n" lines to `out`: the array part of `headers` holds whole lines,
+-- its string keys name/value pairs (the client's opts.headers, the server's
+-- response_headers).
+function _M.add_header_lines(out, headers)
+    for _, line in ipairs(headers) do
+        out[#out + 1] = line .. "\r\n"
+    end
+    for k, v in pairs(headers) do
+        if type(k) == "string" then
+            out[#out + 1] = k .. ": " .. tostring(v) .. "\r\n"
+        end
+    end
+end
+
 function _M.parse_extension(s)
     local name
     local params = {}

@@ -414,14 +414,7 @@ function _M.new(self, opts)
         resp[#resp + 1] = "Sec-WebSocket-Extensions: " .. ext .. "\r\n"
     end
     if extra then
-        for _, line in ipairs(extra) do
-            resp[#resp + 1] = line .. "\r\n"
-        end
-        for k, v in pairs(extra) do
-            if type(k) == "string" then
-                resp[#resp + 1] = k .. ": " .. tostring(v) .. "\r\n"
-            end
-        end
+        conn.add_header_lines(resp, extra)
     end
     resp[#resp + 1] = "\r\n"
     local bytes
