@@ -346,8 +346,9 @@ def mariadb_tls(tls_certs):
 @pytest.fixture
 def server(cosocket_bin, tmp_path):
     """server(code=None, file=..., args=(), flags=()) starts `cosocket [flags] script args` in its
-    own session; .port() waits for "listening on PORT"; killed at the end if still running."""
-    from helpers.cosocket_server import ServerProc
+    own session; .port() waits for "listening on PORT"; killed at the end (with any worker
+    processes) if still running."""
+    from helpers.cosocket_server import ServerProc, children_of
     procs = []
 
     def start(code=None, **kw):
@@ -356,5 +357,11 @@ def server(cosocket_bin, tmp_path):
         return p
     yield start
     for p in procs:
+        kids = children_of(p.pid)  # -w workers too
         if p.p.poll() is None:
             p.kill()
+        for k in kids:
+            try:
+                os.kill(k, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

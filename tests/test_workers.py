@@ -10,8 +10,7 @@ import time
 
 import pytest
 
-from helpers.cosocket_server import (ServerProc, alive, children_of, connect, parse_benchmark,
-                                     recv_all)
+from helpers.cosocket_server import alive, children_of, connect, parse_benchmark, recv_all
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REDIS_SERVER = os.path.join(REPO, "examples", "redis_server.lua")
@@ -21,26 +20,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-@pytest.fixture
-def server(cosocket_bin, tmp_path):
-    procs = []
-
-    def start(code=None, **kw):
-        p = ServerProc(cosocket_bin, tmp_path, code, name=f"server{len(procs)}.lua", **kw)
-        procs.append(p)
-        return p
-    yield start
-    for p in procs:
-        kids = children_of(p.pid)
-        if p.p.poll() is None:
-            p.kill()
-        for k in kids:
-            try:
-                os.kill(k, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 WHO = r'''

@@ -773,6 +773,15 @@ void service_write(TcpSock* s) {
   finish_writer(s, push_sent, nullptr);
 }
 
+// Parks the current thread until s->wpending is sent (or the send timeout).
+int park_writer(lua_State* L, TcpSock* s, LuaThread* cur) {
+  pin_sock(L, s, 1);
+  s->writer = cur->id;
+  arm_write(s, eff(s->send_timeout, runtime().cfg().send_timeout_ms));
+  sched().suspend(cur, [s] { cancel_write(s); });
+  return yield_op(L);
+}
+
 // A send over TLS: the pieces are gathered for SSL_write, which may need to wait for
 // the socket to be writable (or readable).
 int ssl_send(lua_State* L, TcpSock* s, const std::vector<iovec>& iov, size_t total) {
@@ -795,11 +804,7 @@ int ssl_send(lua_State* L, TcpSock* s, const std::vector<iovec>& iov, size_t tot
   }
   LuaThread* cur = sched().current();
   if (!cur) return luaL_error(L, "no running light thread");
-  pin_sock(L, s, 1);
-  s->writer = cur->id;
-  arm_write(s, eff(s->send_timeout, runtime().cfg().send_timeout_ms));
-  sched().suspend(cur, [s] { cancel_write(s); });
-  return yield_op(L);
+  return park_writer(L, s, cur);
 }
 
 int l_send(lua_State* L) {
@@ -857,11 +862,7 @@ int l_send(lua_State* L) {
   for (; i < iov.size(); ++i) s->wpending.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
   s->woff = 0;
   s->wtotal = total;
-  pin_sock(L, s, 1);
-  s->writer = cur->id;
-  arm_write(s, eff(s->send_timeout, runtime().cfg().send_timeout_ms));
-  sched().suspend(cur, [s] { cancel_write(s); });
-  return yield_op(L);
+  return park_writer(L, s, cur);
 }
 
 // ---- connecting -------------------------------------------------------------------

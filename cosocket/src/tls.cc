@@ -153,39 +153,64 @@ void new_meta(lua_State* L, const char* meta, const char* name) {
   lua_pop(L, 1);
 }
 
-int l_parse_pem_cert(lua_State* L) {
+// The two kinds of PEM objects (ngx.ssl's parse_pem_cert / parse_pem_priv_key).
+struct CertKind {
+  using Obj = CertChain;
+  static const char* meta() { return kCertMeta; }
+  static std::shared_ptr<Obj> parse(const std::string& s, std::string& e) { return parse_chain(s, e); }
+  static const char* parse_error() { return "PEM_read_bio_X509_AUX() failed"; }
+  static const char* arg() { return "cert"; }
+  static const char* ctor() { return "ngx.ssl.parse_pem_cert"; }
+};
+
+struct KeyKind {
+  using Obj = PrivKey;
+  static const char* meta() { return kKeyMeta; }
+  static std::shared_ptr<Obj> parse(const std::string& s, std::string& e) { return parse_key(s, e); }
+  static const char* parse_error() { return "PEM_read_bio_PrivateKey() failed"; }
+  static const char* arg() { return "pkey"; }
+  static const char* ctor() { return "ngx.ssl.parse_pem_priv_key"; }
+};
+
+template <class K>
+int l_parse_pem(lua_State* L) {
   size_t n;
   const char* p = luaL_checklstring(L, 1, &n);
-  std::string err;
-  auto chain = is_pem(std::string(p, n)) ? parse_chain(std::string(p, n), err) : nullptr;
-  if (!chain) {
+  std::string text(p, n), err;
+  auto obj = is_pem(text) ? K::parse(text, err) : nullptr;
+  if (!obj) {
     lua_pushnil(L);
-    lua_pushliteral(L, "PEM_read_bio_X509_AUX() failed");
+    lua_pushstring(L, K::parse_error());
     return 2;
   }
-  push_shared(L, std::move(chain), kCertMeta);
+  push_shared(L, std::move(obj), K::meta());
   return 1;
 }
 
-int l_parse_pem_priv_key(lua_State* L) {
-  size_t n;
-  const char* p = luaL_checklstring(L, 1, &n);
-  std::string err;
-  auto key = is_pem(std::string(p, n)) ? parse_key(std::string(p, n), err) : nullptr;
-  if (!key) {
-    lua_pushnil(L);
-    lua_pushstring(L, err.empty() ? "PEM_read_bio_PrivateKey() failed" : err.c_str());
-    return 2;
+// An ngx.ssl object or PEM text at idx: the object, or nullptr and err.
+template <class K>
+std::shared_ptr<typename K::Obj> get_pem_object(lua_State* L, int idx, std::string& err) {
+  if (auto* p = test_shared<typename K::Obj>(L, idx, K::meta())) return *p;
+  if (lua_type(L, idx) == LUA_TSTRING) {
+    size_t n;
+    const char* s = lua_tolstring(L, idx, &n);
+    std::string text(s, n);
+    if (is_pem(text)) {
+      auto obj = K::parse(text, err);
+      if (!obj) err = std::string("bad ") + K::arg() + " arg: " + err;
+      return obj;
+    }
   }
-  push_shared(L, std::move(key), kKeyMeta);
-  return 1;
+  err = std::string("bad ") + K::arg() + " arg: " + K::arg() + " (" + K::ctor() + ") or PEM string expected, got " +
+        luaL_typename(L, idx);
+  return nullptr;
 }
 
 int l_open_ngx_ssl(lua_State* L) {
   lua_newtable(L);
-  lua_pushcfunction(L, l_parse_pem_cert);
+  lua_pushcfunction(L, l_parse_pem<CertKind>);
   lua_setfield(L, -2, "parse_pem_cert");
-  lua_pushcfunction(L, l_parse_pem_priv_key);
+  lua_pushcfunction(L, l_parse_pem<KeyKind>);
   lua_setfield(L, -2, "parse_pem_priv_key");
   return 1;
 }
@@ -292,39 +317,11 @@ SessionBox* test_session(lua_State* L, int idx) {
 }
 
 std::shared_ptr<CertChain> get_cert(lua_State* L, int idx, std::string& err) {
-  if (auto* p = test_shared<CertChain>(L, idx, kCertMeta)) return *p;
-  if (lua_type(L, idx) == LUA_TSTRING) {
-    size_t n;
-    const char* s = lua_tolstring(L, idx, &n);
-    std::string text(s, n);
-    if (is_pem(text)) {
-      auto chain = parse_chain(text, err);
-      if (chain) return chain;
-      err = "bad cert arg: " + err;
-      return nullptr;
-    }
-  }
-  err = std::string("bad cert arg: cert (ngx.ssl.parse_pem_cert) or PEM string expected, got ") +
-        luaL_typename(L, idx);
-  return nullptr;
+  return get_pem_object<CertKind>(L, idx, err);
 }
 
 std::shared_ptr<PrivKey> get_key(lua_State* L, int idx, std::string& err) {
-  if (auto* p = test_shared<PrivKey>(L, idx, kKeyMeta)) return *p;
-  if (lua_type(L, idx) == LUA_TSTRING) {
-    size_t n;
-    const char* s = lua_tolstring(L, idx, &n);
-    std::string text(s, n);
-    if (is_pem(text)) {
-      auto key = parse_key(text, err);
-      if (key) return key;
-      err = "bad pkey arg: " + err;
-      return nullptr;
-    }
-  }
-  err = std::string("bad pkey arg: pkey (ngx.ssl.parse_pem_priv_key) or PEM string expected, got ") +
-        luaL_typename(L, idx);
-  return nullptr;
+  return get_pem_object<KeyKind>(L, idx, err);
 }
 
 bool use_client_cert(SSL* ssl, const CertChain& chain, const PrivKey& key, std::string& err) {

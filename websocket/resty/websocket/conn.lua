@@ -260,12 +260,9 @@ function _M.recv_message(self)
     end
 end
 
--- close(): a close frame (unless one was sent), then the socket is closed
-function _M.close(self)
-    local sock = rawget(self, "sock")
-    if not sock then
-        return nil, "not initialized"
-    end
+-- Our side of the closing handshake: a close frame unless one was sent. true, or nil, err
+-- with the socket closed (also after a fatal error).
+function _M.send_close_once(self, sock)
     if self.fatal then
         sock:close()
         return nil, "fatal error already happened"
@@ -278,6 +275,19 @@ function _M.close(self)
         end
     end
     self.closed = true
+    return true
+end
+
+-- close(): a close frame (unless one was sent), then the socket is closed
+function _M.close(self)
+    local sock = rawget(self, "sock")
+    if not sock then
+        return nil, "not initialized"
+    end
+    local ok, err = _M.send_close_once(self, sock)
+    if not ok then
+        return nil, err
+    end
     return sock:close()
 end
 

@@ -447,18 +447,10 @@ conn.install(_M)
 -- the peer's unread close frame), then the socket is closed
 function _M.close(self)
     local sock = self.sock
-    if self.fatal then
-        sock:close()
-        return nil, "fatal error already happened"
+    local ok, err = conn.send_close_once(self, sock)
+    if not ok then
+        return nil, err
     end
-    if not self.closed then
-        local bytes, err = self:send_close()
-        if not bytes then
-            sock:close()
-            return driver.fail("send close frame", err)
-        end
-    end
-    self.closed = true
     if not self.peer_closed and self.close_timeout > 0 then
         update_time()
         local deadline = now() + self.close_timeout / 1000
