@@ -190,19 +190,7 @@ _M.set_timeouts = driver.set_timeouts
 -- certificate as the md5 of its PEM text, or its object's address). A plain pooled
 -- connection never reaches a TLS connect, nor a TLS one checked differently.
 local function tls_pool_name(host, port, opts)
-    local verify = opts.ssl_verify
-    local pool = (port and (host .. ":" .. port) or host) .. "/ssl/"
-                 .. tostring(opts.server_name or "") .. "/"
-                 .. (verify == nil and "default" or (verify and "verify" or "noverify"))
-    local cert = opts.ssl_client_cert
-    if cert ~= nil then
-        if type(cert) == "string" then
-            pool = pool .. "/" .. ngx.md5(cert .. "\0" .. tostring(opts.ssl_client_priv_key))
-        else
-            pool = pool .. "/" .. tostring(cert)
-        end
-    end
-    return pool
+    return (port and (host .. ":" .. port) or host) .. "/" .. driver.tls_identity(opts, "/")
 end
 _M.tls_pool_name = tls_pool_name
 
@@ -245,17 +233,10 @@ function _M.connect(self, ...)
         return nil, err
     end
     if sock:getreusedtimes() == 0 then
-        if o.ssl_client_cert ~= nil then
-            local cok, cerr = sock:setclientcert(o.ssl_client_cert, o.ssl_client_priv_key)
-            if not cok then
-                driver.close(self)
-                return nil, "failed to set ssl client certificate: " .. tostring(cerr)
-            end
-        end
-        local hok, herr = sock:sslhandshake(false, o.server_name, o.ssl_verify)
+        local hok, herr = driver.ssl_handshake(sock, o)
         if not hok then
             driver.close(self)
-            return nil, "failed to do ssl handshake: " .. tostring(herr)
+            return nil, herr
         end
     end
     return ok

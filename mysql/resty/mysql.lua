@@ -12,7 +12,7 @@ local ngx = ngx
 local tcp = ngx.socket.tcp
 local null = ngx.null
 local sha1_bin = ngx.sha1_bin
-local md5 = ngx.md5
+local driver = require "resty.cosocket.driver"
 local bit = require "bit"
 local ffi = require "ffi"
 local band, bor, bxor, lshift = bit.band, bit.bor, bit.bxor, bit.lshift
@@ -757,16 +757,9 @@ local function handshake(self, opts, pool)
         if not ok then
             return nil, e
         end
-        local sock = self.sock
-        if opts.ssl_client_cert ~= nil then
-            local cok, cerr = sock:setclientcert(opts.ssl_client_cert, opts.ssl_client_priv_key)
-            if not cok then
-                return fatal(self, "failed to set ssl client certificate: " .. tostring(cerr))
-            end
-        end
-        local hok, herr = sock:sslhandshake(false, opts.server_name, opts.ssl_verify)
+        local hok, herr = driver.ssl_handshake(self.sock, opts)
         if not hok then
-            return fatal(self, "failed to do ssl handshake: " .. tostring(herr))
+            return fatal(self, herr)
         end
         self._ssl = true
     end
@@ -838,15 +831,7 @@ function _M.connect(self, opts)
     -- connection never serves a TLS connect, nor a TLS one checked differently
     local tls = ""
     if opts.ssl and not pool then
-        local verify = opts.ssl_verify
-        tls = ":ssl:" .. (opts.server_name or "") .. ":"
-              .. (verify == nil and "default" or (verify and "verify" or "noverify"))
-        local cert = opts.ssl_client_cert
-        if cert ~= nil then
-            tls = tls .. ":" .. (type(cert) == "string"
-                                 and md5(cert .. "\0" .. tostring(opts.ssl_client_priv_key))
-                                 or tostring(cert))
-        end
+        tls = ":" .. driver.tls_identity(opts, ":")
     end
     if path then
         pool = pool or (user .. ":" .. database .. ":" .. path .. tls)

@@ -7,7 +7,6 @@ local driver = require "resty.cosocket.driver"
 local ngx = ngx
 local tcp = ngx.socket.tcp
 local null = ngx.null
-local md5 = ngx.md5
 local byte, sub, find, lower, str_fmt = string.byte, string.sub, string.find, string.lower, string.format
 local floor = math.floor
 local type, tonumber, tostring, select = type, tonumber, tostring, select
@@ -84,21 +83,6 @@ local do_cmd
 -- for no ssl_verify, i.e. the runtime's default; the client certificate as the md5 of its PEM
 -- text, or its object's address). So a plain connection never goes to an ssl connect, nor a
 -- TLS one checked against another name, verification setting or client identity.
-local function tls_part(opts)
-    local verify = opts.ssl_verify
-    local part = "ssl/" .. tostring(opts.server_name or "") .. "/"
-                 .. (verify == nil and "default" or (verify and "verify" or "noverify"))
-    local cert = opts.ssl_client_cert
-    if cert ~= nil then
-        if type(cert) == "string" then
-            part = part .. "/" .. md5(cert .. "\0" .. tostring(opts.ssl_client_priv_key))
-        else
-            part = part .. "/" .. tostring(cert)
-        end
-    end
-    return part
-end
-
 function _M.pool_name(host, port, opts)
     local pool = port and (host .. ":" .. port) or host
     if not opts then
@@ -114,7 +98,7 @@ function _M.pool_name(host, port, opts)
         pool = pool .. "/" .. tostring(opts.db)
     end
     if opts.ssl then
-        pool = pool .. "/" .. tls_part(opts)
+        pool = pool .. "/" .. driver.tls_identity(opts, "/")
     end
     return pool
 end
@@ -175,17 +159,10 @@ function _M.connect(self, host, port_or_opts, opts)
     local fresh = sock:getreusedtimes() == 0
     if ssl and fresh then
         -- a pooled TLS connection is still encrypted: only a new one shakes hands
-        if opts.ssl_client_cert ~= nil then
-            local cok, cerr = sock:setclientcert(opts.ssl_client_cert, opts.ssl_client_priv_key)
-            if not cok then
-                sock:close()
-                return nil, "failed to set ssl client certificate: " .. tostring(cerr)
-            end
-        end
-        local hok, herr = sock:sslhandshake(false, opts.server_name, opts.ssl_verify)
+        local hok, herr = driver.ssl_handshake(sock, opts)
         if not hok then
             sock:close()
-            return nil, "failed to do ssl handshake: " .. tostring(herr)
+            return nil, herr
         end
     end
 

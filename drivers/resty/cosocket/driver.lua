@@ -315,4 +315,44 @@ function _M.line_reader(sock, max, pattern)
     end
 end
 
+---------------------------------------------------------------------------------------------
+-- TLS: the drivers' options ssl, ssl_verify, server_name, ssl_client_cert, ssl_client_priv_key
+
+-- What a TLS connection was set up with, for a default pool name, so that a plain pooled
+-- connection never serves an ssl connect, nor a TLS one checked against another name,
+-- verification setting or client identity: "ssl<sep><server_name><sep><verify>" and, with a
+-- client certificate, "<sep><md5 of its PEM text and key>" (an ngx.ssl object: its address).
+-- <verify> is "verify", "noverify", or "default" (no ssl_verify: the runtime's default).
+function _M.tls_identity(opts, sep)
+    local verify = opts.ssl_verify
+    local id = "ssl" .. sep .. tostring(opts.server_name or "") .. sep
+               .. (verify == nil and "default" or (verify and "verify" or "noverify"))
+    local cert = opts.ssl_client_cert
+    if cert ~= nil then
+        if type(cert) == "string" then
+            id = id .. sep .. ngx.md5(cert .. "\0" .. tostring(opts.ssl_client_priv_key))
+        else
+            id = id .. sep .. tostring(cert)
+        end
+    end
+    return id
+end
+
+-- The handshake of a new connection (a pooled one is still encrypted): the client
+-- certificate if given, then sslhandshake(false, server_name, ssl_verify). true, or nil and
+-- lua-resty-redis's wording; the caller closes the socket.
+function _M.ssl_handshake(sock, opts)
+    if opts.ssl_client_cert ~= nil then
+        local ok, err = sock:setclientcert(opts.ssl_client_cert, opts.ssl_client_priv_key)
+        if not ok then
+            return nil, "failed to set ssl client certificate: " .. tostring(err)
+        end
+    end
+    local ok, err = sock:sslhandshake(false, opts.server_name, opts.ssl_verify)
+    if not ok then
+        return nil, "failed to do ssl handshake: " .. tostring(err)
+    end
+    return true
+end
+
 return _M

@@ -9,7 +9,7 @@ local driver = require "resty.cosocket.driver"
 
 local ngx = ngx
 local tcp = ngx.socket.tcp
-local encode_base64, sha1_bin, md5 = ngx.encode_base64, ngx.sha1_bin, ngx.md5
+local encode_base64, sha1_bin = ngx.encode_base64, ngx.sha1_bin
 local char, sub, match, gmatch, lower =
     string.char, string.sub, string.match, string.gmatch, string.lower
 local random = math.random
@@ -274,14 +274,11 @@ function _M.connect(self, uri, opts)
         -- a pooled TLS connection carries its peer's verified identity and our client
         -- certificate: it must not be handed to a caller that asked for something else, nor
         -- to a ws:// caller
-        local cert_tag = ""
-        if client_cert ~= nil then
-            cert_tag = ":" .. (type(client_cert) == "string" and md5(client_cert)
-                               or tostring(client_cert))
-        end
         sock_opts = sock_opts or {}
         sock_opts.pool = "wss:" .. (unix_path and ("unix:" .. unix_path) or (host .. ":" .. port))
-                         .. ":" .. (server_name or "") .. ":" .. tostring(ssl_verify) .. cert_tag
+                         .. ":" .. driver.tls_identity({ server_name = server_name, ssl_verify = ssl_verify,
+                                                         ssl_client_cert = client_cert,
+                                                         ssl_client_priv_key = client_key }, ":")
     end
     if compression and not deflate_mod then
         local ok, mod = pcall(require, "resty.websocket.deflate")
