@@ -404,6 +404,47 @@ P(s:receiveany(100))
                    "1", "partial", "nil|connection reset by peer|"]
 
 
+@pytest.mark.parametrize("end, err", [("close", "closed"), ("reset", "connection reset by peer")])
+@pytest.mark.parametrize("parked", [False, True])
+def test_end_that_came_with_the_data(run_lua_ok, fake_server, end, err, parked):
+    # The data and the FIN (or RST) arrive in one event, read by one short read: the next
+    # receive must see the end at once (it cannot wait for another event: none comes), not
+    # after its 5 s timeout. parked: the reader waits before they come, else they are queued
+    # before it reads.
+    srv = fake_server([("read", 2), ("reply", b"partial"), (end,)])
+    out = lua(run_lua_ok, """
+local s = ngx.socket.tcp()
+s:settimeout(5000)
+P(s:connect("127.0.0.1", @PORT@))
+P(s:send("go"))
+if not @PARKED@ then ngx.sleep(0.3) end
+P(s:receiveany(100))
+ngx.update_time()
+local t0 = ngx.now()
+P(s:receiveany(100))
+ngx.update_time()
+P(ngx.now() - t0 < 1)
+""", {"PORT": srv.port, "PARKED": "true" if parked else "false"})
+    assert out == ["1", "2", "partial", "nil|" + err + "|", "true"]
+
+
+def test_receive_then_peer_idle_then_data(run_lua_ok, fake_server):
+    # after a short read empties the socket, the next data is waited for (no busy loop) and
+    # still read: three replies 0.2 s apart, each a separate event
+    srv = fake_server([("reply", b"a\n"), ("delay", 0.2), ("reply", b"b\n"), ("delay", 0.2),
+                       ("reply", b"c\n"), ("close",)])
+    out = lua(run_lua_ok, """
+local s = ngx.socket.tcp()
+s:settimeout(3000)
+P(s:connect("127.0.0.1", @PORT@))
+P(s:receive())
+P(s:receive())
+P(s:receive())
+P(s:receive())
+""", {"PORT": srv.port})
+    assert out == ["1", "a", "b", "c", "nil|closed|"]
+
+
 def test_send_after_peer_reset(run_lua_ok, fake_server):
     # after the reset was reported by receive, the write side is still open in OpenResty:
     # send fails with the kernel's EPIPE, which then closes the socket

@@ -2,7 +2,7 @@
 -- each with its own connection, `ops` operations in all (16-byte keys, 32-byte values,
 -- 1000 keys). Runs unchanged on cosocket and inside nginx + ngx_lua. Parameters come from the
 -- global BENCH table; the result is one line "ops=N elapsed=S cpu=S".
-local memcached = require "resty.memcached"
+local memcached = require(BENCH.driver or "resty.memcached")
 local common = require "common"  -- bench/lua/common.lua: run(), report() for both runtimes
 local B = BENCH
 

@@ -1,6 +1,7 @@
 #include "buffer.h"
 
 #include <cstring>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -121,13 +122,14 @@ ssize_t Buffer::read_with(ssize_t (*fn)(void*, char*, size_t), void* ctx) {
   return n;
 }
 
-ssize_t Buffer::read_fd(int fd) {
+ssize_t Buffer::read_fd(int fd, bool* drained) {
   if (!borrowed_ && cap_ == 0) borrow();
   if (borrowed_) {
     if (wpos_ < kScratch) {
       size_t room = kScratch - wpos_;
-      ssize_t n = ::read(fd, scratch() + wpos_, room);
+      ssize_t n = ::recv(fd, scratch() + wpos_, room, 0);  // recv: no VFS layer, as read has
       if (n > 0) wpos_ += static_cast<size_t>(n);
+      if (drained) *drained = n >= 0 && static_cast<size_t>(n) < room;
       return n;
     }
     own();
@@ -140,7 +142,11 @@ ssize_t Buffer::read_fd(int fd) {
   iov[0].iov_len = writable;
   iov[1].iov_base = extra;
   iov[1].iov_len = sizeof extra;
-  ssize_t n = readv(fd, iov, 2);
+  msghdr msg{};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = 2;
+  ssize_t n = recvmsg(fd, &msg, 0);
+  if (drained) *drained = n >= 0 && static_cast<size_t>(n) < writable + sizeof extra;
   if (n <= 0) return n;
   if (static_cast<size_t>(n) <= writable) {
     wpos_ += static_cast<size_t>(n);

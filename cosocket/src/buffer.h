@@ -33,8 +33,10 @@ class Buffer {
   // Total bytes consumed since creation: lets a scanner know whether what it saw
   // is still where it left it.
   uint64_t consumed_total() const { return consumed_total_; }
-  // recv()s once into the buffer: >0 bytes read, 0 on EOF, -1 with errno set.
-  ssize_t read_fd(int fd);
+  // recv()s once from socket fd into the buffer: >0 bytes read, 0 on EOF, -1 with errno set. *drained
+  // (when given) says whether the read took less than it asked for, so the kernel's queue
+  // was empty after it.
+  ssize_t read_fd(int fd, bool* drained = nullptr);
   // Reads once through fn(ctx, p, room) (e.g. SSL_read): >0 bytes, or what fn returned.
   ssize_t read_with(ssize_t (*fn)(void* ctx, char* p, size_t room), void* ctx);
   // Frees storage that has become empty (an idle connection owns no memory).

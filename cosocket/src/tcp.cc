@@ -13,6 +13,7 @@
 
 #include "buffer.h"
 #include "clock.h"
+#include "epoll_tap.h"
 #include "lua_util.h"
 #include "pool.h"
 #include "resolver.h"
@@ -137,12 +138,14 @@ void on_write(int, short what, void* arg);
 
 void make_events(TcpSock* s) {
   event_base* base = runtime().base();
-  s->rev.reset(event_new(base, s->fd, EV_READ | EV_PERSIST | EV_ET, &on_read, s));
+  // EV_CLOSED asks epoll for EPOLLRDHUP, which the epoll tap notes (see try_read_buffered)
+  s->rev.reset(event_new(base, s->fd, EV_READ | EV_CLOSED | EV_PERSIST | EV_ET, &on_read, s));
   s->wev.reset(event_new(base, s->fd, EV_WRITE | EV_PERSIST | EV_ET, &on_write, s));
   s->rtimer.reset(evtimer_new(base, &on_read, s));
   s->wtimer.reset(evtimer_new(base, &on_write, s));
   event_add(s->rev.get(), nullptr);
   event_add(s->wev.get(), nullptr);
+  epoll_tap::forget(s->fd);
   s->readable = true;
   s->writable = true;
 }
@@ -355,11 +358,9 @@ ssize_t ssl_read_some(void* ctx, char* p, size_t room) {
   return SSL_read(static_cast<SSL*>(ctx), p, static_cast<int>(room));
 }
 
-ssize_t sock_read(TcpSock* s) {
-  // Greedy, as nginx is without EPOLLRDHUP: read until EAGAIN. (Stopping at a short read
-  // saves that syscall, but libevent hides EPOLLRDHUP when an RST comes with the data, and
-  // the reset would then go unseen until the read timeout.)
-  if (!s->ssl) return s->rbuf.read_fd(s->fd);
+ssize_t sock_read(TcpSock* s, bool* drained) {
+  *drained = false;  // TLS reads stay greedy: OpenSSL may hold decrypted bytes
+  if (!s->ssl) return s->rbuf.read_fd(s->fd, drained);
   ssize_t n = s->rbuf.read_with(ssl_read_some, s->ssl.get());
   if (n > 0) return n;
   int e = SSL_get_error(s->ssl.get(), static_cast<int>(n));
@@ -446,8 +447,15 @@ int try_read_buffered(lua_State* L, TcpSock* s) {
       return r;
     }
     if (!s->readable || s->read_wants_write) return -1;
-    ssize_t n = sock_read(s);
-    if (n > 0) continue;
+    bool drained;
+    ssize_t n = sock_read(s, &drained);
+    if (n > 0) {
+      // A short read emptied the kernel's queue: the next read waits for the next event
+      // rather than failing with EAGAIN first, unless a FIN or RST already came with this
+      // data (its event is spent, so reading on is the only way to see it).
+      if (drained && epoll_tap::live() && !epoll_tap::peer_gone(s->fd)) s->readable = false;
+      continue;
+    }
     if (n == 0) {
       s->eof = true;
       continue;
