@@ -7,6 +7,8 @@ the same Lua, except the checkpoints (the test looks at the server between two s
 only exist here. The Lua helpers P / PC come from tests/lua/socket/prelude.lua.
 """
 
+import pytest
+
 from helpers.socket_lua import lua, Interactive, wait_for
 
 
@@ -213,6 +215,54 @@ for _, port in ipairs{@FIN@, @RST@} do
 end
 """, {"FIN": fin.port, "RST": rst.port})
     assert out == ["1", "1|ok", "nil|closed", "1"] * 2
+
+
+@pytest.mark.parametrize("end", ["close", "reset"])
+def test_close_right_after_the_reply_never_reaches_a_reuse(run_lua_ok, fake_server, end):
+    # The server closes as soon as it has replied: the FIN (RST) comes with the reply or just
+    # after it, maybe before the loop has seen it. setkeepalive may take the connection (as
+    # nginx does when no event is pending) but the pool drops it when the event comes: a
+    # later connect never gets it (reused 0 every time, and the request works).
+    srv = fake_server([("read", 1), ("reply", b"ok"), (end,)])
+    out = lua(run_lua_ok, """
+local fails = {}
+for i = 1, 20 do
+  local s = ngx.socket.tcp()
+  s:settimeout(2000)
+  assert(s:connect("127.0.0.1", @PORT@))
+  local reused = s:getreusedtimes()
+  local _, err = s:send("q")
+  local data, err2 = s:receive(2)
+  if reused ~= 0 or data ~= "ok" then fails[#fails + 1] = i .. ":" .. tostring(reused) .. ":" .. tostring(err or err2) end
+  local ok = s:setkeepalive()
+  if not ok then s:close() end
+  ngx.sleep(0.02)
+end
+P(#fails, table.concat(fails, " "))
+""", {"PORT": srv.port})
+    assert out == ["0|"]
+    assert srv.wait_connections(20, 5) and srv.connections == 20, srv.connections
+
+
+def test_reused_connection_keeps_working(run_lua_ok, echo_server):
+    # a connection goes through the pool 200 times (its events stay registered): every
+    # round trip on it works, and the server saw one connection
+    out = lua(run_lua_ok, """
+local bad = 0
+for i = 1, 200 do
+  local s = ngx.socket.tcp()
+  s:settimeout(2000)
+  assert(s:connect("127.0.0.1", @PORT@))
+  if s:getreusedtimes() ~= i - 1 then bad = bad + 1 end
+  local msg = "m" .. i .. string.char(10)
+  s:send(msg)
+  if s:receive() ~= "m" .. i then bad = bad + 1 end
+  assert(s:setkeepalive())
+end
+P(bad)
+""", {"PORT": echo_server.port})
+    assert out == ["0"]
+    assert echo_server.connections == 1
 
 
 def test_setkeepalive_after_reading_eof(run_lua_ok, fake_server):

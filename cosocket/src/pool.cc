@@ -6,84 +6,91 @@
 #include <openssl/err.h>
 
 namespace cosocket {
+namespace {
+
+void close_conn(PooledConn& c) {
+  c.io.reset();  // unregistered before the fd goes
+  c.ssl.reset();
+  if (c.fd >= 0) ::close(c.fd);
+  c.fd = -1;
+}
+
+// a taken connection's events until its new holder retargets them
+void on_unowned(void*, short) {}
+
+}  // namespace
 
 Pool::~Pool() {
-  for (auto& c : idle_) {
-    c->ssl.reset();
-    ::close(c->fd);
-  }
+  for (auto& c : idle_) close_conn(c->conn);
 }
 
-int Pool::take(int& reused, SslPtr* ssl) {
-  if (idle_.empty()) return -1;
+PooledConn Pool::take() {
+  if (idle_.empty()) return {};
   std::unique_ptr<IdleConn> c = std::move(idle_.front());
   idle_.pop_front();
-  reused = c->reused;
-  if (ssl) *ssl = std::move(c->ssl);
-  return c->fd;  // c's event is freed with c; the connection stays counted
+  if (c->conn.io) c->conn.io->retarget(&on_unowned, nullptr);
+  return std::move(c->conn);  // c's timer is freed with c; the connection stays counted
 }
 
-bool Pool::hand_to_waiter(int fd, int reused, SslPtr& ssl) {
+bool Pool::hand_to_waiter(PooledConn& conn) {
   if (waiters_.empty()) return false;
   SlotWaiter w = std::move(waiters_.front().second);
   waiters_.pop_front();
-  w(fd, reused, ssl);
+  w(conn);
   return true;
 }
 
-void Pool::put(int fd, int reused, long idle_timeout_ms, SslPtr ssl) {
-  if (hand_to_waiter(fd, reused, ssl)) return;
+void Pool::put(PooledConn conn, long idle_timeout_ms) {
+  if (hand_to_waiter(conn)) return;
   auto c = std::make_unique<IdleConn>();
-  c->fd = fd;
-  c->reused = reused;
-  c->ssl = std::move(ssl);
+  c->conn = std::move(conn);
   c->timeout_ms = idle_timeout_ms;
   c->pool = this;
-  c->ev = std::unique_ptr<event, void (*)(event*)>(event_new(base_, fd, EV_READ, &Pool::on_idle_event, c.get()),
-                                                   event_free);
-  watch(c.get());
+  // watched for the peer's bytes or close: through the registration the connection kept,
+  // else a new one (which reports what is already pending)
+  if (c->conn.io) c->conn.io->retarget(&Pool::on_idle_io, c.get());
+  else c->conn.io = IoReg::open(base_, c->conn.fd, &Pool::on_idle_io, c.get());
+  if (idle_timeout_ms > 0) {
+    c->timer = std::unique_ptr<event, void (*)(event*)>(evtimer_new(base_, &Pool::on_idle_timeout, c.get()),
+                                                        event_free);
+    timeval tv{idle_timeout_ms / 1000, (idle_timeout_ms % 1000) * 1000};
+    evtimer_add(c->timer.get(), &tv);
+  }
   idle_.push_front(std::move(c));
   idle_.front()->pos = idle_.begin();
   while (idle_.size() > size_) drop(idle_.back().get());
 }
 
-void Pool::watch(IdleConn* c) {
-  if (c->timeout_ms > 0) {
-    timeval tv{c->timeout_ms / 1000, (c->timeout_ms % 1000) * 1000};
-    event_add(c->ev.get(), &tv);
-  } else {
-    event_add(c->ev.get(), nullptr);
-  }
-}
-
-void Pool::on_idle_event(int, short what, void* arg) {
+void Pool::on_idle_io(void* arg, short what) {
   auto* c = static_cast<IdleConn*>(arg);
+  if (!(what & EV_READ)) return;  // the send buffer drained: nothing to see
   // A TLS 1.3 server may send session tickets after the handshake: records that carry
-  // no application data leave the connection good (the idle timer starts again).
-  if (c->ssl && (what & EV_READ)) {
+  // no application data leave the connection good.
+  if (c->conn.ssl) {
     char b;
-    int r = SSL_peek(c->ssl.get(), &b, 1);
-    if (r <= 0 && SSL_get_error(c->ssl.get(), r) == SSL_ERROR_WANT_READ) {
-      c->pool->watch(c);
-      return;
-    }
+    int r = SSL_peek(c->conn.ssl.get(), &b, 1);
+    if (r <= 0 && SSL_get_error(c->conn.ssl.get(), r) == SSL_ERROR_WANT_READ) return;
     ERR_clear_error();
   }
-  // timed out, closed by the peer, or unexpected bytes: the connection is no good
+  // closed by the peer, or unexpected bytes: the connection is no good
+  c->pool->drop(c);
+}
+
+void Pool::on_idle_timeout(int, short, void* arg) {
+  auto* c = static_cast<IdleConn*>(arg);
   c->pool->drop(c);
 }
 
 void Pool::drop(IdleConn* c) {
-  c->ssl.reset();
-  ::close(c->fd);
-  idle_.erase(c->pos);  // frees c and its event
+  close_conn(c->conn);
+  idle_.erase(c->pos);  // frees c and its timer
   closed();
 }
 
 void Pool::closed() {
   if (connections_ > 0) --connections_;
-  SslPtr none;
-  hand_to_waiter(-1, 0, none);
+  PooledConn none;
+  hand_to_waiter(none);
 }
 
 uint64_t Pool::wait(SlotWaiter w) {

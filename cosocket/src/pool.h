@@ -12,6 +12,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "io_reg.h"
 #include "tls_ptr.h"
 
 struct event;
@@ -21,19 +22,26 @@ namespace cosocket {
 
 class Pool;
 
-struct IdleConn {
+// A connection between two users: its fd, its TLS state (a TLS connection stays encrypted
+// in the pool) and its event registration (kept registered: no epoll_ctl per use).
+struct PooledConn {
   int fd = -1;
   int reused = 0;
-  SslPtr ssl;  // a TLS connection stays encrypted in the pool
+  SslPtr ssl;
+  IoRegPtr io;
+};
+
+struct IdleConn {
+  PooledConn conn;
   long timeout_ms = 0;
   Pool* pool = nullptr;
-  std::unique_ptr<event, void (*)(event*)> ev{nullptr, nullptr};
+  std::unique_ptr<event, void (*)(event*)> timer{nullptr, nullptr};
   std::list<std::unique_ptr<IdleConn>>::iterator pos;
 };
 
-// A connect waiting in the backlog: called with (fd, reused, ssl) of a connection handed
-// over (the waiter takes ssl), or (-1, 0, null) when a slot is free and it may open its own.
-using SlotWaiter = std::function<void(int fd, int reused, SslPtr& ssl)>;
+// A connect waiting in the backlog: called with a connection handed over (the waiter takes
+// it), or one with fd -1 when a slot is free and it may open its own.
+using SlotWaiter = std::function<void(PooledConn& conn)>;
 
 class Pool {
  public:
@@ -48,12 +56,12 @@ class Pool {
   size_t connections() const { return connections_; }
   size_t waiting() const { return waiters_.size(); }
 
-  // An idle connection, most recent first: returns its fd (reused and, for a TLS
-  // connection, ssl are set), or -1.
-  int take(int& reused, SslPtr* ssl = nullptr);
-  // A connection goes idle (or straight to a waiting connect). The pool owns fd (and
-  // ssl) now.
-  void put(int fd, int reused, long idle_timeout_ms, SslPtr ssl = nullptr);
+  // An idle connection, most recent first, or one with fd -1. No event came for it since
+  // put(): the peer has sent nothing (its io must be retargeted at once).
+  PooledConn take();
+  // A connection goes idle (or straight to a waiting connect); the pool owns it now. Its
+  // receive queue must be empty: anything that comes for it while idle closes it.
+  void put(PooledConn conn, long idle_timeout_ms);
   // Accounting of open connections that belong to this pool.
   void opened() { ++connections_; }
   void closed();  // also lets one waiting connect go ahead
@@ -62,10 +70,10 @@ class Pool {
   void cancel(uint64_t ticket);
 
  private:
-  static void on_idle_event(int fd, short what, void* arg);
+  static void on_idle_io(void* arg, short what);
+  static void on_idle_timeout(int fd, short what, void* arg);
   void drop(IdleConn* c);  // closes an idle connection
-  bool hand_to_waiter(int fd, int reused, SslPtr& ssl);
-  void watch(IdleConn* c);
+  bool hand_to_waiter(PooledConn& conn);
 
   event_base* base_;
   std::string key_;

@@ -14,6 +14,7 @@
 #include "buffer.h"
 #include "clock.h"
 #include "epoll_tap.h"
+#include "io_reg.h"
 #include "lua_util.h"
 #include "pool.h"
 #include "resolver.h"
@@ -56,10 +57,11 @@ struct TcpSock {
   size_t rsize = 0;
   UntilState* until = nullptr;
   int until_ref = LUA_NOREF;
-  // Edge-triggered events, added once per connection (no epoll_ctl per wait), and the
-  // timers of the waits; `readable`/`writable` say whether the kernel may have more
-  // (cleared by EAGAIN, set by the events), as nginx's ready flags do.
-  EventPtr rev{nullptr, event_free};
+  // The connection's edge-triggered event registration (io_reg.h: added once per
+  // connection and kept through the pool, no epoll_ctl per wait or per pooled use), and
+  // the timers of the waits; `readable`/`writable` say whether the kernel may have more
+  // (cleared by EAGAIN or a short read, set by the events), as nginx's ready flags do.
+  IoRegPtr io;
   EventPtr rtimer{nullptr, event_free};
   bool readable = true;
   // the write (or connect) operation in progress
@@ -67,7 +69,6 @@ struct TcpSock {
   std::string wpending;
   size_t woff = 0;
   size_t wtotal = 0;
-  EventPtr wev{nullptr, event_free};
   EventPtr wtimer{nullptr, event_free};
   bool writable = true;
   // connect in progress
@@ -136,25 +137,33 @@ void release_until(TcpSock* s) {
 void on_read(int, short what, void* arg);
 void on_write(int, short what, void* arg);
 
-void make_events(TcpSock* s) {
+void on_io(void* owner, short what) {
+  if (what & EV_READ) on_read(-1, EV_READ, owner);
+  else on_write(-1, EV_WRITE, owner);
+}
+
+// The connection's events: a new registration, or the one a pooled connection kept (the
+// pool saw no event for it since its receive queue was found empty: nothing to read).
+void make_events(TcpSock* s, IoRegPtr io = nullptr) {
   event_base* base = runtime().base();
-  // EV_CLOSED asks epoll for EPOLLRDHUP, which the epoll tap notes (see try_read_buffered)
-  s->rev.reset(event_new(base, s->fd, EV_READ | EV_CLOSED | EV_PERSIST | EV_ET, &on_read, s));
-  s->wev.reset(event_new(base, s->fd, EV_WRITE | EV_PERSIST | EV_ET, &on_write, s));
-  s->rtimer.reset(evtimer_new(base, &on_read, s));
-  s->wtimer.reset(evtimer_new(base, &on_write, s));
-  event_add(s->rev.get(), nullptr);
-  event_add(s->wev.get(), nullptr);
-  epoll_tap::forget(s->fd);
-  s->readable = true;
+  if (io) {
+    io->retarget(&on_io, s);
+    s->io = std::move(io);
+    s->readable = false;
+  } else {
+    epoll_tap::forget(s->fd);
+    s->io = IoReg::open(base, s->fd, &on_io, s);
+    s->readable = true;
+  }
   s->writable = true;
+  if (!s->rtimer) s->rtimer.reset(evtimer_new(base, &on_read, s));
+  if (!s->wtimer) s->wtimer.reset(evtimer_new(base, &on_write, s));
 }
 
 void free_events(TcpSock* s) {
-  s->rev.reset();
-  s->wev.reset();
-  s->rtimer.reset();
-  s->wtimer.reset();
+  s->io.reset();
+  if (s->rtimer) evtimer_del(s->rtimer.get());
+  if (s->wtimer) evtimer_del(s->wtimer.get());
 }
 
 // Closes the connection; the socket can connect again.
@@ -218,7 +227,7 @@ void close_sock(TcpSock* s) {
   close_fd(s);
 }
 
-void adopt(TcpSock* s, int fd, Pool* pool, int reused, SslPtr ssl = nullptr) {
+void adopt(TcpSock* s, int fd, Pool* pool, int reused, SslPtr ssl = nullptr, IoRegPtr io = nullptr) {
   s->fd = fd;
   s->ssl = std::move(ssl);
   s->hs_done = s->ssl != nullptr;
@@ -228,7 +237,7 @@ void adopt(TcpSock* s, int fd, Pool* pool, int reused, SslPtr ssl = nullptr) {
   s->eof = false;
   s->rclosed = false;
   s->wclosed = false;
-  make_events(s);
+  make_events(s, std::move(io));
 }
 
 int push_err(lua_State* L, const char* err) {
@@ -517,7 +526,7 @@ void on_read(int, short what, void* arg) {
     if (s->write_wants_read && s->writer) {
       s->write_wants_read = false;
       service_write(s);
-      if (s->fd < 0 || !s->rev) return;
+      if (s->fd < 0 || !s->io) return;
     }
   }
   service_read(s, what);
@@ -743,7 +752,7 @@ void on_write(int, short what, void* arg) {
     if (s->read_wants_write && s->reader) {
       s->read_wants_write = false;
       service_read(s, EV_READ);
-      if (s->fd < 0 || !s->wev) return;
+      if (s->fd < 0 || !s->io) return;
     }
   }
   if (!s->writer) return;
@@ -996,12 +1005,12 @@ int open_connection(lua_State* L, TcpSock* s, LuaThread* cur, bool numeric) {
   return yield_op(L);
 }
 
-void on_slot(TcpSock* s, int fd, int reused, SslPtr& ssl) {
+void on_slot(TcpSock* s, PooledConn& conn) {
   s->ctimer.reset();
   Pool* p = s->waiting_pool;
   s->waiting_pool = nullptr;
-  if (fd >= 0) {  // a connection handed over by setkeepalive
-    adopt(s, fd, p, reused + 1, std::move(ssl));
+  if (conn.fd >= 0) {  // a connection handed over by setkeepalive
+    adopt(s, conn.fd, p, conn.reused + 1, std::move(conn.ssl), std::move(conn.io));
     finish_writer(s, push_connected, nullptr);
     return;
   }
@@ -1078,11 +1087,9 @@ int l_connect(lua_State* L) {
   Pool* pool = pools.find(key);
   if (!pool && (has_size || has_backlog)) pool = pools.get_or_create(key, has_size ? pool_size : runtime().cfg().pool_size);
   if (pool) {
-    int reused = 0;
-    SslPtr ssl;
-    int fd = pool->take(reused, &ssl);
-    if (fd >= 0) {
-      adopt(s, fd, pool, reused + 1, std::move(ssl));
+    PooledConn conn = pool->take();
+    if (conn.fd >= 0) {
+      adopt(s, conn.fd, pool, conn.reused + 1, std::move(conn.ssl), std::move(conn.io));
       lua_pushinteger(L, 1);
       return 1;
     }
@@ -1092,7 +1099,7 @@ int l_connect(lua_State* L) {
       pin_sock(L, s, 1);
       s->writer = cur->id;
       s->waiting_pool = pool;
-      s->ticket = pool->wait([s](int fd2, int reused2, SslPtr& ssl2) { on_slot(s, fd2, reused2, ssl2); });
+      s->ticket = pool->wait([s](PooledConn& conn2) { on_slot(s, conn2); });
       s->ctimer = std::make_unique<Timer>(runtime().base(), connect_timeout(s), [s] {
         s->ctimer.reset();
         if (s->waiting_pool) s->waiting_pool->cancel(s->ticket);
@@ -1344,7 +1351,10 @@ int l_setkeepalive(lua_State* L) {
   if (!s->rbuf.empty()) return push_err(L, "unread data in buffer");
   if (s->eof || s->rclosed || s->wclosed) return push_err(L, "closed");
   // the peer's close since the last read makes it "closed" (left to close()); bytes it
-  // sent make it "dubious", and it is closed
+  // sent make it "dubious", and it is closed. A plain connection whose last read found
+  // its receive queue empty, with no event since, has neither: no need to look (nginx
+  // looks only when its ready flag is set, too); any later byte or FIN is an event that
+  // the pool sees.
   char c;
   if (s->ssl) {
     if (!s->hs_done) return push_err(L, "closed");
@@ -1357,7 +1367,7 @@ int l_setkeepalive(lua_State* L) {
     int e = SSL_get_error(s->ssl.get(), r);
     ERR_clear_error();
     if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) return push_err(L, "closed");
-  } else {
+  } else if (s->readable || epoll_tap::peer_gone(s->fd)) {
     ssize_t r = ::recv(s->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
     if (r > 0) {
       close_sock(s);
@@ -1370,16 +1380,18 @@ int l_setkeepalive(lua_State* L) {
     if (s->pool) s->pool->closed();
     pool->opened();
   }
-  int fd = s->fd;
-  int reused = s->reused;
+  PooledConn conn;
+  conn.fd = s->fd;
+  conn.reused = s->reused;
+  conn.io = std::move(s->io);  // stays registered
   free_events(s);
-  SslPtr ssl = std::move(s->ssl);
+  conn.ssl = std::move(s->ssl);
   s->hs_done = false;
   s->session.reset();
   s->fd = -1;
   s->st = St::closed;
   s->pool = nullptr;
-  pool->put(fd, reused, timeout, std::move(ssl));
+  pool->put(std::move(conn), timeout);
   lua_pushinteger(L, 1);
   return 1;
 }

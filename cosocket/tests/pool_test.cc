@@ -69,6 +69,20 @@ class PoolTest : public ::testing::Test {
 
   static bool fd_is_open(int fd) { return fcntl(fd, F_GETFD) != -1; }
 
+  static PooledConn conn(int fd, int reused) {
+    PooledConn c;
+    c.fd = fd;
+    c.reused = reused;
+    return c;
+  }
+
+  // take(), keeping the fd (its registration goes)
+  static int take_fd(Pool* p, int& reused) {
+    PooledConn c = p->take();
+    reused = c.reused;
+    return c.fd;
+  }
+
   event_base* base_ = nullptr;
   std::vector<std::unique_ptr<Pool>> pools_;
   std::vector<int> peers_;
@@ -80,7 +94,7 @@ TEST_F(PoolTest, EmptyPoolTakeReturnsMinusOne) {
   EXPECT_EQ("127.0.0.1:80", p->key());
   EXPECT_EQ(5u, p->size());
   int reused = 42;
-  EXPECT_EQ(-1, p->take(reused));
+  EXPECT_EQ(-1, take_fd(p, reused));
   EXPECT_EQ(0u, p->idle_count());
   EXPECT_EQ(0u, p->connections());
   EXPECT_EQ(0u, p->waiting());
@@ -90,21 +104,21 @@ TEST_F(PoolTest, TakeIsLifoMostRecentFirst) {
   Pool* p = make_pool(10);
   int peer;
   int a = pair(&peer), b = pair(&peer), c = pair(&peer);
-  p->put(a, 0, 60000);
-  p->put(b, 0, 60000);
-  p->put(c, 0, 60000);
+  p->put(conn(a, 0), 60000);
+  p->put(conn(b, 0), 60000);
+  p->put(conn(c, 0), 60000);
   EXPECT_EQ(3u, p->idle_count());
   int reused;
-  int t1 = p->take(reused);
+  int t1 = take_fd(p, reused);
   own(t1);
-  int t2 = p->take(reused);
+  int t2 = take_fd(p, reused);
   own(t2);
-  int t3 = p->take(reused);
+  int t3 = take_fd(p, reused);
   own(t3);
   EXPECT_EQ(c, t1);
   EXPECT_EQ(b, t2);
   EXPECT_EQ(a, t3);
-  EXPECT_EQ(-1, p->take(reused));
+  EXPECT_EQ(-1, take_fd(p, reused));
   EXPECT_EQ(0u, p->idle_count());
 }
 
@@ -112,14 +126,14 @@ TEST_F(PoolTest, ReusedCountRoundTrip) {
   Pool* p = make_pool(10);
   int peer;
   int a = pair(&peer), b = pair(&peer);
-  p->put(a, 7, 60000);
-  p->put(b, 0, 0);
+  p->put(conn(a, 7), 60000);
+  p->put(conn(b, 0), 0);
   int reused = -1;
-  int fd = p->take(reused);
+  int fd = take_fd(p, reused);
   own(fd);
   EXPECT_EQ(b, fd);
   EXPECT_EQ(0, reused);
-  fd = p->take(reused);
+  fd = take_fd(p, reused);
   own(fd);
   EXPECT_EQ(a, fd);
   EXPECT_EQ(7, reused);
@@ -129,9 +143,9 @@ TEST_F(PoolTest, TakenConnectionIsOpenAndNoLongerWatched) {
   Pool* p = make_pool(10);
   int peer;
   int a = pair(&peer);
-  p->put(a, 1, 30);
+  p->put(conn(a, 1), 30);
   int reused;
-  int fd = p->take(reused);
+  int fd = take_fd(p, reused);
   own(fd);
   ASSERT_EQ(a, fd);
   // bytes from the peer and the old idle timeout must not touch a taken connection
@@ -148,42 +162,42 @@ TEST_F(PoolTest, LruEvictionClosesLeastRecentlyUsed) {
   int pa, pb, pc;
   int a = pair(&pa), b = pair(&pb), c = pair(&pc);
   for (int i = 0; i < 3; ++i) p->opened();
-  p->put(a, 0, 60000);
-  p->put(b, 0, 60000);
+  p->put(conn(a, 0), 60000);
+  p->put(conn(b, 0), 60000);
   EXPECT_EQ(2u, p->idle_count());
-  p->put(c, 0, 60000);
+  p->put(conn(c, 0), 60000);
   EXPECT_EQ(2u, p->idle_count());
   EXPECT_TRUE(peer_sees_eof(pa)) << "the evicted connection is closed";
   EXPECT_FALSE(peer_sees_eof(pb, 20));
   EXPECT_FALSE(peer_sees_eof(pc, 20));
   EXPECT_EQ(2u, p->connections()) << "eviction closes one of the pool's connections";
   int reused;
-  int t1 = p->take(reused);
+  int t1 = take_fd(p, reused);
   own(t1);
-  int t2 = p->take(reused);
+  int t2 = take_fd(p, reused);
   own(t2);
   EXPECT_EQ(c, t1);
   EXPECT_EQ(b, t2);
-  EXPECT_EQ(-1, p->take(reused));
+  EXPECT_EQ(-1, take_fd(p, reused));
 }
 
 TEST_F(PoolTest, LruFollowsReuseOrder) {
   Pool* p = make_pool(2);
   int pa, pb, pc;
   int a = pair(&pa), b = pair(&pb), c = pair(&pc);
-  p->put(a, 0, 60000);
-  p->put(b, 0, 60000);
+  p->put(conn(a, 0), 60000);
+  p->put(conn(b, 0), 60000);
   int reused;
-  int fd = p->take(reused);  // b
+  int fd = take_fd(p, reused);  // b
   ASSERT_EQ(b, fd);
-  p->put(b, reused + 1, 60000);  // b is most recent again, a least
-  p->put(c, 0, 60000);           // evicts a
+  p->put(conn(b, reused + 1), 60000);  // b is most recent again, a least
+  p->put(conn(c, 0), 60000);           // evicts a
   EXPECT_TRUE(peer_sees_eof(pa));
   EXPECT_FALSE(peer_sees_eof(pb, 20));
-  fd = p->take(reused);
+  fd = take_fd(p, reused);
   own(fd);
   EXPECT_EQ(c, fd);
-  fd = p->take(reused);
+  fd = take_fd(p, reused);
   own(fd);
   EXPECT_EQ(b, fd);
   EXPECT_EQ(1, reused);
@@ -194,7 +208,7 @@ TEST_F(PoolTest, SizeZeroPoolClosesAtOnce) {
   int pa;
   int a = pair(&pa);
   p->opened();
-  p->put(a, 0, 60000);
+  p->put(conn(a, 0), 60000);
   EXPECT_EQ(0u, p->idle_count());
   EXPECT_EQ(0u, p->connections());
   EXPECT_TRUE(peer_sees_eof(pa));
@@ -206,8 +220,8 @@ TEST_F(PoolTest, IdleTimeoutCloses) {
   int a = pair(&pa), b = pair(&pb);
   p->opened();
   p->opened();
-  p->put(a, 0, 50);      // times out
-  p->put(b, 0, 60000);   // stays
+  p->put(conn(a, 0), 50);      // times out
+  p->put(conn(b, 0), 60000);   // stays
   EXPECT_EQ(2u, p->idle_count());
   run_loop_ms(150);
   EXPECT_EQ(1u, p->idle_count());
@@ -215,7 +229,7 @@ TEST_F(PoolTest, IdleTimeoutCloses) {
   EXPECT_TRUE(peer_sees_eof(pa));
   EXPECT_FALSE(peer_sees_eof(pb, 20));
   int reused;
-  int fd = p->take(reused);
+  int fd = take_fd(p, reused);
   own(fd);
   EXPECT_EQ(b, fd);
 }
@@ -224,7 +238,7 @@ TEST_F(PoolTest, NoTimeoutMeansNoExpiry) {
   Pool* p = make_pool(10);
   int pa;
   int a = pair(&pa);
-  p->put(a, 0, 0);
+  p->put(conn(a, 0), 0);
   run_loop_ms(80);
   EXPECT_EQ(1u, p->idle_count());
   EXPECT_FALSE(peer_sees_eof(pa, 20));
@@ -236,8 +250,8 @@ TEST_F(PoolTest, PeerCloseDropsIdleConnection) {
   int a = pair(&pa), b = pair(&pb);
   p->opened();
   p->opened();
-  p->put(a, 0, 60000);
-  p->put(b, 0, 60000);
+  p->put(conn(a, 0), 60000);
+  p->put(conn(b, 0), 60000);
   // the peer of a closes
   close(pa);
   peers_.erase(std::find(peers_.begin(), peers_.end(), pa));
@@ -246,7 +260,7 @@ TEST_F(PoolTest, PeerCloseDropsIdleConnection) {
   EXPECT_EQ(1u, p->connections());
   EXPECT_FALSE(fd_is_open(a)) << "the dropped connection's fd is closed";
   int reused;
-  int fd = p->take(reused);
+  int fd = take_fd(p, reused);
   own(fd);
   EXPECT_EQ(b, fd);
 }
@@ -257,15 +271,15 @@ TEST_F(PoolTest, UnexpectedBytesDropIdleConnection) {
   int a = pair(&pa), b = pair(&pb);
   p->opened();
   p->opened();
-  p->put(a, 0, 60000);
-  p->put(b, 0, 60000);
+  p->put(conn(a, 0), 60000);
+  p->put(conn(b, 0), 60000);
   ASSERT_EQ(5, write(pa, "hello", 5));
   run_loop_ms(50);
   EXPECT_EQ(1u, p->idle_count());
   EXPECT_EQ(1u, p->connections());
   EXPECT_TRUE(peer_sees_eof(pa));
   int reused;
-  int fd = p->take(reused);
+  int fd = take_fd(p, reused);
   own(fd);
   EXPECT_EQ(b, fd);
 }
@@ -274,7 +288,7 @@ TEST_F(PoolTest, DestructorClosesIdleConnections) {
   Pool* p = make_pool(10);
   int pa;
   int a = pair(&pa);
-  p->put(a, 0, 60000);
+  p->put(conn(a, 0), 60000);
   pools_.clear();
   EXPECT_TRUE(peer_sees_eof(pa));
 }
@@ -291,10 +305,10 @@ TEST_F(PoolTest, ConnectionsAccounting) {
   // idling does not change the count: the connection still belongs to the pool
   int pa;
   int a = pair(&pa);
-  p->put(a, 0, 60000);
+  p->put(conn(a, 0), 60000);
   EXPECT_EQ(2u, p->connections());
   int reused;
-  own(p->take(reused));
+  own(take_fd(p, reused));
   EXPECT_EQ(2u, p->connections());
   p->closed();
   p->closed();
@@ -308,8 +322,10 @@ TEST_F(PoolTest, BacklogClosedHandsSlotsFifo) {
   p->opened();
   p->opened();
   std::vector<std::pair<int, std::pair<int, int>>> calls;  // (waiter, (fd, reused))
-  uint64_t t1 = p->wait([&](int fd, int r, SslPtr&) { calls.push_back({1, {fd, r}}); });
-  uint64_t t2 = p->wait([&](int fd, int r, SslPtr&) { calls.push_back({2, {fd, r}}); });
+  uint64_t t1 = p->wait([&](PooledConn& pc) {
+    int fd = pc.fd, r = pc.reused; calls.push_back({1, {fd, r}}); });
+  uint64_t t2 = p->wait([&](PooledConn& pc) {
+    int fd = pc.fd, r = pc.reused; calls.push_back({2, {fd, r}}); });
   EXPECT_NE(t1, t2);
   EXPECT_EQ(2u, p->waiting());
   p->closed();
@@ -334,11 +350,12 @@ TEST_F(PoolTest, PutHandsConnectionToWaiterInsteadOfIdling) {
   int a = pair(&pa);
   p->opened();
   int got_fd = -100, got_reused = -100;
-  p->wait([&](int fd, int r, SslPtr&) {
+  p->wait([&](PooledConn& pc) {
+    int fd = pc.fd, r = pc.reused;
     got_fd = fd;
     got_reused = r;
   });
-  p->put(a, 4, 60000);
+  p->put(conn(a, 4), 60000);
   own(got_fd);
   EXPECT_EQ(a, got_fd);
   EXPECT_EQ(4, got_reused);
@@ -358,15 +375,16 @@ TEST_F(PoolTest, WaiterMayPutTheConnectionBack) {
   int a = pair(&pa);
   p->opened();
   int calls = 0;
-  p->wait([&](int fd, int r, SslPtr&) {
+  p->wait([&](PooledConn& pc) {
+    int fd = pc.fd, r = pc.reused;
     ++calls;
-    p->put(fd, r + 1, 60000);  // queue is empty by now: it goes idle
+    p->put(conn(fd, r + 1), 60000);  // queue is empty by now: it goes idle
   });
-  p->put(a, 0, 60000);
+  p->put(conn(a, 0), 60000);
   EXPECT_EQ(1, calls);
   EXPECT_EQ(1u, p->idle_count());
   int reused;
-  int fd = p->take(reused);
+  int fd = take_fd(p, reused);
   own(fd);
   EXPECT_EQ(a, fd);
   EXPECT_EQ(1, reused);
@@ -376,9 +394,9 @@ TEST_F(PoolTest, CancelRemovesWaiter) {
   Pool* p = make_pool(10);
   p->opened();
   std::vector<int> calls;
-  uint64_t t1 = p->wait([&](int, int, SslPtr&) { calls.push_back(1); });
-  uint64_t t2 = p->wait([&](int, int, SslPtr&) { calls.push_back(2); });
-  uint64_t t3 = p->wait([&](int, int, SslPtr&) { calls.push_back(3); });
+  uint64_t t1 = p->wait([&](PooledConn&) { calls.push_back(1); });
+  uint64_t t2 = p->wait([&](PooledConn&) { calls.push_back(2); });
+  uint64_t t3 = p->wait([&](PooledConn&) { calls.push_back(3); });
   p->cancel(t1);
   EXPECT_EQ(2u, p->waiting());
   p->cancel(t1);  // twice: harmless
@@ -399,9 +417,10 @@ TEST_F(PoolTest, IdleTimeoutLetsAWaiterGo) {
   int pa;
   int a = pair(&pa);
   p->opened();
-  p->put(a, 0, 30);
+  p->put(conn(a, 0), 30);
   int got = -100;
-  p->wait([&](int fd, int, SslPtr&) { got = fd; });
+  p->wait([&](PooledConn& pc) {
+    int fd = pc.fd; got = fd; });
   run_loop_ms(100);
   EXPECT_EQ(-1, got);
   EXPECT_EQ(0u, p->idle_count());
