@@ -22,14 +22,26 @@ local function setup(t)
     return { r = r, j = t }
 end
 
+local keepalive = B.keepalive
+
 local function one(st)
     st.j = st.j % NKEYS + 1
     if get then return st.r:get(keys[st.j]) end
     return st.r:set(keys[st.j], value)
 end
 
--- one op: a command, or a pipeline of `pipe` commands
+-- one op: a command, or a pipeline of `pipe` commands; with BENCH.keepalive, as a request
+-- handler does it: connect (from the pool), the command, set_keepalive
 local function op(st)
+    if keepalive then
+        local r = st.r
+        local ok, err = r:connect("127.0.0.1", B.port)
+        if not ok then return nil, err end
+        local res
+        res, err = one(st)
+        if not res then return nil, err end
+        return r:set_keepalive(10000, 100)
+    end
     if pipe == 1 then return one(st) end
     st.r:init_pipeline(pipe)
     for _ = 1, pipe do one(st) end
