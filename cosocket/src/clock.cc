@@ -1,6 +1,7 @@
 #include "clock.h"
 
 #include <sys/time.h>
+#include <time.h>
 
 namespace cosocket {
 namespace {
@@ -31,6 +32,12 @@ double clock_now() {
 long clock_time() {
   ensure_valid();
   return g_sec;
+}
+
+long long mono_ms() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<long long>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
 }  // namespace cosocket

@@ -17,6 +17,9 @@ double clock_now();
 // Cached whole seconds since the epoch (ngx.time).
 long clock_time();
 
+// Milliseconds of CLOCK_MONOTONIC, read now (not cached): for deadlines.
+long long mono_ms();
+
 }  // namespace cosocket
 
 #endif  // COSOCKET_CLOCK_H_

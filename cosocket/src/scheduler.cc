@@ -336,14 +336,6 @@ int Scheduler::l_kill(lua_State* L) {
 
 // ---- the wake-up queue ---------------------------------------------------------
 
-namespace {
-int64_t mono_ms() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
-}  // namespace
-
 void Scheduler::wake_after(LuaThread* t, long ms, WakeKind kind) {
   if (t->wake_seq) cancel_wake(t);
   uint32_t seq = next_wake_seq_++;

@@ -63,6 +63,8 @@ struct TcpSock {
   // (cleared by EAGAIN or a short read, set by the events), as nginx's ready flags do.
   IoRegPtr io;
   EventPtr rtimer{nullptr, event_free};
+  long long rdeadline = 0;  // the waiting read's deadline (mono_ms)
+  long long rtimer_at = 0;  // when the armed rtimer fires, about (0: not armed)
   bool readable = true;
   // the write (or connect) operation in progress
   uint64_t writer = 0;
@@ -137,9 +139,13 @@ void release_until(TcpSock* s) {
 void on_read(int, short what, void* arg);
 void on_write(int, short what, void* arg);
 
+void on_read_timer(int, short, void* arg);
+
 void on_io(void* owner, short what) {
-  if (what & EV_READ) on_read(-1, EV_READ, owner);
-  else on_write(-1, EV_WRITE, owner);
+  auto* s = static_cast<TcpSock*>(owner);
+  if (what & EV_READ) on_read(-1, EV_READ, s);
+  else if (!s->writable || s->writer || s->read_wants_write) on_write(-1, EV_WRITE, s);
+  // else: writable already, and nothing waits to write (the usual EPOLLOUT with a reply)
 }
 
 // The connection's events: a new registration, or the one a pooled connection kept (the
@@ -156,13 +162,14 @@ void make_events(TcpSock* s, IoRegPtr io = nullptr) {
     s->readable = true;
   }
   s->writable = true;
-  if (!s->rtimer) s->rtimer.reset(evtimer_new(base, &on_read, s));
+  if (!s->rtimer) s->rtimer.reset(evtimer_new(base, &on_read_timer, s));
   if (!s->wtimer) s->wtimer.reset(evtimer_new(base, &on_write, s));
 }
 
 void free_events(TcpSock* s) {
   s->io.reset();
   if (s->rtimer) evtimer_del(s->rtimer.get());
+  s->rtimer_at = 0;
   if (s->wtimer) evtimer_del(s->wtimer.get());
 }
 
@@ -483,12 +490,32 @@ int try_read_buffered(lua_State* L, TcpSock* s) {
   }
 }
 
+// The read timer is lazy (as nginx's timers are): a read that completes leaves it armed,
+// and the next read only moves its deadline, since the timer fires no later than that and
+// then re-arms for the rest; a request/response connection makes no timer call per read.
 void arm_read(TcpSock* s) {
-  evtimer_add(s->rtimer.get(), runtime().timeout_for(eff(s->read_timeout, runtime().cfg().read_timeout_ms)));
+  long ms = eff(s->read_timeout, runtime().cfg().read_timeout_ms);
+  s->rdeadline = mono_ms() + ms;
+  if (s->rtimer_at && s->rtimer_at <= s->rdeadline) return;
+  evtimer_add(s->rtimer.get(), runtime().timeout_for(ms));
+  s->rtimer_at = s->rdeadline;
+}
+
+void on_read_timer(int, short, void* arg) {
+  auto* s = static_cast<TcpSock*>(arg);
+  s->rtimer_at = 0;
+  if (!s->reader) return;  // the read it was armed for is over, and none waits
+  long long left = s->rdeadline - mono_ms();
+  if (left > 0) {
+    timeval tv{static_cast<time_t>(left / 1000), static_cast<suseconds_t>(left % 1000 * 1000)};
+    evtimer_add(s->rtimer.get(), &tv);
+    s->rtimer_at = s->rdeadline;
+    return;
+  }
+  on_read(-1, EV_TIMEOUT, s);
 }
 
 void cancel_read(TcpSock* s) {
-  if (s->rtimer) evtimer_del(s->rtimer.get());
   s->reader = 0;
   release_until(s);
   unpin_sock(s);
@@ -542,7 +569,6 @@ void service_read(TcpSock* s, short what) {
   } else {
     n = try_read(t->co, s);
     if (n < 0) return;  // still waiting; the timer runs on
-    if (s->rtimer) evtimer_del(s->rtimer.get());
   }
   s->reader = 0;
   release_until(s);
