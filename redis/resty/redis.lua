@@ -48,8 +48,12 @@ function _M.new(self)
     if not sock then
         return nil, err
     end
+    -- every field the methods set is here from the start, false when unset: storing nil
+    -- into a key the table lacks adds it, and the table's next resize drops it again, so
+    -- clearing absent fields on every connect cost three table resizes per connect
     return setmetatable({ _sock = sock, _subscribed = false, _nchan = 0, _npat = 0,
-                          _resp = 2, _rbuf = "", _rpos = 1 }, mt)
+                          _resp = 2, _rbuf = "", _rpos = 1, _in_multi = false,
+                          _buffered = false, _reqs = false }, mt)
 end
 
 function _M.register_module_prefix(mod)
@@ -148,7 +152,7 @@ function _M.connect(self, host, port_or_opts, opts)
     end
 
     self._subscribed, self._nchan, self._npat = false, 0, 0
-    self._in_multi, self._buffered, self._reqs, self._resp = nil, nil, nil, 2
+    self._in_multi, self._buffered, self._reqs, self._resp = false, false, false, 2
     self._rbuf, self._rpos = "", 1
 
     local ok, err = driver.connect_sock(sock, host, unix, port, opts)
@@ -643,8 +647,8 @@ local AFTER = {
     multi = function(self, res)
         if res then self._in_multi = true end
     end,
-    exec = function(self) self._in_multi = nil end,
-    discard = function(self) self._in_multi = nil end,
+    exec = function(self) self._in_multi = false end,
+    discard = function(self) self._in_multi = false end,
     hello = function(self, res)
         if type(res) == "table" then
             local proto = res.proto or res[6]
@@ -654,7 +658,7 @@ local AFTER = {
     reset = function(self, res)
         if res then
             self._subscribed, self._nchan, self._npat, self._in_multi, self._resp =
-                false, 0, 0, nil, 2
+                false, 0, 0, false, 2
         end
     end,
 }
@@ -751,7 +755,7 @@ function _M.read_reply(self)
     local buf = rawget(self, "_buffered")
     if buf then
         local msg = tab_remove(buf, 1)
-        if #buf == 0 then self._buffered = nil end
+        if #buf == 0 then self._buffered = false end
         return msg
     end
     if not rawget(self, "_subscribed") and rawget(self, "_resp") ~= 3 then
@@ -851,7 +855,7 @@ function _M.init_pipeline(self, n)
 end
 
 function _M.cancel_pipeline(self)
-    self._reqs = nil
+    self._reqs = false
 end
 
 function _M.commit_pipeline(self)
@@ -859,7 +863,7 @@ function _M.commit_pipeline(self)
     if not reqs then
         return nil, "no pipeline"
     end
-    self._reqs = nil
+    self._reqs = false
     local sock = rawget(self, "_sock")
     if not sock then
         return nil, "not initialized"
