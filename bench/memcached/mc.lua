@@ -21,11 +21,25 @@ local function setup(t)
     return { m = m, j = t }
 end
 
-local function op(st)
+local function one(st)
     st.j = st.j % NKEYS + 1
     if not get then return st.m:set(keys[st.j], value) end
     local v, _, err = st.m:get(keys[st.j])
     return v, err
+end
+
+-- with BENCH.keepalive, as a request handler does it: connect (from the pool), the
+-- command, set_keepalive
+local keepalive = B.keepalive
+
+local function op(st)
+    if not keepalive then return one(st) end
+    local m = st.m
+    local ok, err = m:connect("127.0.0.1", B.port)
+    if not ok then return nil, err end
+    ok, err = one(st)
+    if not ok then return nil, err end
+    return m:set_keepalive(10000, 100)
 end
 
 local elapsed, cpu = common.run(B.conc, B.ops, setup, op)
