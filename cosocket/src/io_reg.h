@@ -3,7 +3,9 @@
 // directions, added to epoll once when the connection opens and kept, with the
 // connection, through the keepalive pool, so a pooled request (connect from the pool, a
 // command, setkeepalive) makes no epoll_ctl call, as in nginx. Its callback goes to
-// whoever holds the connection now: the socket object, or the pool while it is idle.
+// whoever holds the connection now: the socket object, or the pool while it is idle. It
+// also carries the pool's idle timer, lazy (as the sockets' read timers are): a pool cycle
+// (setkeepalive, connect) makes no timer call when the last one is still armed.
 #include <memory>
 
 struct event;
@@ -13,7 +15,8 @@ namespace cosocket {
 
 class IoReg {
  public:
-  // what: EV_READ (also for EV_CLOSED, the peer's FIN), EV_WRITE, one at a time
+  // what: EV_READ (also for EV_CLOSED, the peer's FIN), EV_WRITE or EV_TIMEOUT (the idle
+  // timer), one at a time
   using Fn = void (*)(void* owner, short what);
 
   // Registers fd; nullptr if libevent refuses it.
@@ -27,10 +30,18 @@ class IoReg {
     owner_ = owner;
   }
 
+  // EV_TIMEOUT goes to the holder ms from now, unless disarm_idle() comes first.
+  void arm_idle(long ms);
+  void disarm_idle() { idle_deadline_ = 0; }
+
  private:
   IoReg() = default;
   static void on_event(int fd, short what, void* arg);
+  static void on_timer(int fd, short what, void* arg);
   event* ev_ = nullptr;
+  event* timer_ = nullptr;
+  long long idle_deadline_ = 0;  // mono_ms, 0: none
+  long long timer_at_ = 0;       // when timer_ fires, about (0: not armed)
   Fn fn_ = nullptr;
   void* owner_ = nullptr;
 };

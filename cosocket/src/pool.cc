@@ -21,15 +21,20 @@ void on_unowned(void*, short) {}
 }  // namespace
 
 Pool::~Pool() {
-  for (auto& c : idle_) close_conn(c->conn);
+  for (auto& c : idle_) close_conn(c.conn);
 }
 
 PooledConn Pool::take() {
   if (idle_.empty()) return {};
-  std::unique_ptr<IdleConn> c = std::move(idle_.front());
-  idle_.pop_front();
-  if (c->conn.io) c->conn.io->retarget(&on_unowned, nullptr);
-  return std::move(c->conn);  // c's timer is freed with c; the connection stays counted
+  IdleConn& c = idle_.front();
+  PooledConn out = std::move(c.conn);
+  c.conn.fd = -1;
+  spare_.splice(spare_.begin(), idle_, idle_.begin());
+  if (out.io) {
+    out.io->disarm_idle();
+    out.io->retarget(&on_unowned, nullptr);
+  }
+  return out;  // the connection stays counted
 }
 
 bool Pool::hand_to_waiter(PooledConn& conn) {
@@ -42,48 +47,43 @@ bool Pool::hand_to_waiter(PooledConn& conn) {
 
 void Pool::put(PooledConn conn, long idle_timeout_ms) {
   if (hand_to_waiter(conn)) return;
-  auto c = std::make_unique<IdleConn>();
-  c->conn = std::move(conn);
-  c->timeout_ms = idle_timeout_ms;
-  c->pool = this;
+  if (spare_.empty()) spare_.emplace_front();
+  idle_.splice(idle_.begin(), spare_, spare_.begin());
+  IdleConn& c = idle_.front();
+  c.conn = std::move(conn);
+  c.pool = this;
+  c.pos = idle_.begin();
   // watched for the peer's bytes or close: through the registration the connection kept,
   // else a new one (which reports what is already pending)
-  if (c->conn.io) c->conn.io->retarget(&Pool::on_idle_io, c.get());
-  else c->conn.io = IoReg::open(base_, c->conn.fd, &Pool::on_idle_io, c.get());
-  if (idle_timeout_ms > 0) {
-    c->timer = std::unique_ptr<event, void (*)(event*)>(evtimer_new(base_, &Pool::on_idle_timeout, c.get()),
-                                                        event_free);
-    timeval tv{idle_timeout_ms / 1000, (idle_timeout_ms % 1000) * 1000};
-    evtimer_add(c->timer.get(), &tv);
+  if (c.conn.io) c.conn.io->retarget(&Pool::on_idle_io, &c);
+  else c.conn.io = IoReg::open(base_, c.conn.fd, &Pool::on_idle_io, &c);
+  if (!c.conn.io) {
+    drop(&c);  // cannot be watched: not kept
+    return;
   }
-  idle_.push_front(std::move(c));
-  idle_.front()->pos = idle_.begin();
-  while (idle_.size() > size_) drop(idle_.back().get());
+  if (idle_timeout_ms > 0) c.conn.io->arm_idle(idle_timeout_ms);
+  while (idle_.size() > size_) drop(&idle_.back());
 }
 
 void Pool::on_idle_io(void* arg, short what) {
   auto* c = static_cast<IdleConn*>(arg);
-  if (!(what & EV_READ)) return;  // the send buffer drained: nothing to see
+  if (what & EV_WRITE) return;  // the send buffer drained: nothing to see
   // A TLS 1.3 server may send session tickets after the handshake: records that carry
   // no application data leave the connection good.
-  if (c->conn.ssl) {
+  if (c->conn.ssl && (what & EV_READ)) {
     char b;
     int r = SSL_peek(c->conn.ssl.get(), &b, 1);
     if (r <= 0 && SSL_get_error(c->conn.ssl.get(), r) == SSL_ERROR_WANT_READ) return;
     ERR_clear_error();
   }
-  // closed by the peer, or unexpected bytes: the connection is no good
-  c->pool->drop(c);
-}
-
-void Pool::on_idle_timeout(int, short, void* arg) {
-  auto* c = static_cast<IdleConn*>(arg);
+  // timed out, closed by the peer, or unexpected bytes: the connection is no good
   c->pool->drop(c);
 }
 
 void Pool::drop(IdleConn* c) {
   close_conn(c->conn);
-  idle_.erase(c->pos);  // frees c and its timer
+  spare_.splice(spare_.begin(), idle_, c->pos);
+  if (spare_.size() > size_ + 1) spare_.pop_back();
   closed();
 }
 

@@ -33,10 +33,8 @@ struct PooledConn {
 
 struct IdleConn {
   PooledConn conn;
-  long timeout_ms = 0;
   Pool* pool = nullptr;
-  std::unique_ptr<event, void (*)(event*)> timer{nullptr, nullptr};
-  std::list<std::unique_ptr<IdleConn>>::iterator pos;
+  std::list<IdleConn>::iterator pos;
 };
 
 // A connect waiting in the backlog: called with a connection handed over (the waiter takes
@@ -71,7 +69,6 @@ class Pool {
 
  private:
   static void on_idle_io(void* arg, short what);
-  static void on_idle_timeout(int fd, short what, void* arg);
   void drop(IdleConn* c);  // closes an idle connection
   bool hand_to_waiter(PooledConn& conn);
 
@@ -79,7 +76,8 @@ class Pool {
   std::string key_;
   size_t size_;
   size_t connections_ = 0;
-  std::list<std::unique_ptr<IdleConn>> idle_;  // front: most recently used
+  std::list<IdleConn> idle_;   // front: most recently used
+  std::list<IdleConn> spare_;  // list nodes kept for the next put (no allocation per cycle)
   std::deque<std::pair<uint64_t, SlotWaiter>> waiters_;
   uint64_t next_ticket_ = 1;
 };

@@ -143,6 +143,7 @@ void on_read_timer(int, short, void* arg);
 
 void on_io(void* owner, short what) {
   auto* s = static_cast<TcpSock*>(owner);
+  if (what & EV_TIMEOUT) return;  // the pool's idle timer: disarmed when it was taken
   if (what & EV_READ) on_read(-1, EV_READ, s);
   else if (!s->writable || s->writer || s->read_wants_write) on_write(-1, EV_WRITE, s);
   // else: writable already, and nothing waits to write (the usual EPOLLOUT with a reply)
@@ -1105,10 +1106,8 @@ int l_connect(lua_State* L) {
   s->key = key;
   s->reused = 0;
   if (!perr.empty()) return push_err(L, perr.c_str());
-  bool numeric = is_unix || parse_numeric(host, port, addr);
   s->host = host;
   s->port = port;
-  s->addr = numeric ? addr : Address{};
   PoolSet& pools = runtime().pools();
   Pool* pool = pools.find(key);
   if (!pool && (has_size || has_backlog)) pool = pools.get_or_create(key, has_size ? pool_size : runtime().cfg().pool_size);
@@ -1119,6 +1118,11 @@ int l_connect(lua_State* L) {
       lua_pushinteger(L, 1);
       return 1;
     }
+  }
+  // a new connection: the address is only parsed now
+  bool numeric = is_unix || parse_numeric(host, port, addr);
+  s->addr = numeric ? addr : Address{};
+  if (pool) {
     if (has_backlog && pool->connections() >= pool->size()) {
       if (pool->waiting() >= static_cast<size_t>(backlog)) return push_err(L, "too many waiting connect operations");
       s->st = St::connecting;
