@@ -167,10 +167,10 @@ void make_events(TcpSock* s, IoRegPtr io = nullptr) {
   if (!s->wtimer) s->wtimer.reset(evtimer_new(base, &on_write, s));
 }
 
+// (The read timer stays as it is: armed, it fires once for no reader, or serves the next
+// connection's first read.)
 void free_events(TcpSock* s) {
   s->io.reset();
-  if (s->rtimer) evtimer_del(s->rtimer.get());
-  s->rtimer_at = 0;
   if (s->wtimer) evtimer_del(s->wtimer.get());
 }
 
@@ -1097,7 +1097,14 @@ int l_connect(lua_State* L) {
     if (has_backlog && backlog < 0)
       return luaL_argerror(L, opts, lua_pushfstring(L, "bad \"backlog\" option value: %d", static_cast<int>(backlog)));
   }
-  if (key.empty()) key = is_unix ? host : host + ":" + std::to_string(port);
+  if (key.empty()) {
+    key = host;
+    if (!is_unix) {
+      char buf[8];
+      int len = snprintf(buf, sizeof buf, ":%d", port);
+      key.append(buf, static_cast<size_t>(len));
+    }
+  }
   if (s->writer) return push_err(L, s->st == St::connecting ? "socket busy connecting" : "socket busy writing");
   if (s->reader) return push_err(L, "socket busy reading");
   LuaThread* cur = sched().current();
