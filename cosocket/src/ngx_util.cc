@@ -835,20 +835,28 @@ int l_ngx_escape_uri(lua_State* L) {
     else lua_pushlstring(L, s, len);
     return 1;
   }
+  // the result's size is known: one copy into a stack buffer (or one allocation)
   static const char kHex[] = "0123456789ABCDEF";
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
+  size_t out_len = len + 2 * n;
+  char small[512];
+  std::string big;
+  char* out = small;
+  if (out_len > sizeof small) {
+    big.resize(out_len);
+    out = &big[0];
+  }
+  char* o = out;
   for (size_t i = 0; i < len; ++i) {
     auto c = static_cast<unsigned char>(s[i]);
     if (esc[c]) {
-      luaL_addchar(&b, '%');
-      luaL_addchar(&b, kHex[c >> 4]);
-      luaL_addchar(&b, kHex[c & 15]);
+      *o++ = '%';
+      *o++ = kHex[c >> 4];
+      *o++ = kHex[c & 15];
     } else {
-      luaL_addchar(&b, static_cast<char>(c));
+      *o++ = static_cast<char>(c);
     }
   }
-  luaL_pushresult(&b);
+  lua_pushlstring(L, out, out_len);
   return 1;
 }
 

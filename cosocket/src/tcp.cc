@@ -257,13 +257,18 @@ int push_err(lua_State* L, const char* err) {
 // ---- reading ----------------------------------------------------------------------
 
 void push_line(lua_State* L, const char* p, size_t n) {
-  if (n == 0 || !memchr(p, '\r', n)) {
+  const void* cr = n ? memchr(p, '\r', n) : nullptr;
+  if (!cr) {
     lua_pushlstring(L, p, n);
     return;
   }
-  std::string out;
-  out.reserve(n);
-  for (size_t i = 0; i < n; ++i)
+  size_t at = static_cast<size_t>(static_cast<const char*>(cr) - p);
+  if (at == n - 1) {  // the usual CRLF ending: no copy
+    lua_pushlstring(L, p, at);
+    return;
+  }
+  std::string out(p, at);  // CRs inside the line are dropped too (as nginx's *l reader)
+  for (size_t i = at + 1; i < n; ++i)
     if (p[i] != '\r') out.push_back(p[i]);
   lua_pushlstring(L, out.data(), out.size());
 }
