@@ -291,18 +291,62 @@ end
 --------------------------------------------------------------------------
 -- retrieval
 
+-- s is one or more decimal digits
+local function digits(s)
+    local n = #s
+    if n == 0 then
+        return false
+    end
+    for i = 1, n do
+        local c = byte(s, i)
+        if c < 48 or c > 57 then
+            return false
+        end
+    end
+    return true
+end
+
+-- "VALUE <key> <flags> <bytes>[ <cas>]" (the cas with with_cas): key (when want_key),
+-- flags, bytes, cas as strings; nil for any other line. Plain finds and subs, which the JIT
+-- compiles (string.match is a call out of the trace, and more work).
+local function value_line(line, with_cas, want_key)
+    if sub(line, 1, 6) ~= "VALUE " then
+        return nil
+    end
+    local s1 = find(line, " ", 7, true)
+    if not s1 or s1 == 7 then
+        return nil
+    end
+    local s2 = find(line, " ", s1 + 1, true)
+    if not s2 then
+        return nil
+    end
+    local flags, len, cas = sub(line, s1 + 1, s2 - 1), nil, nil
+    if with_cas then
+        local s3 = find(line, " ", s2 + 1, true)
+        if not s3 then
+            return nil
+        end
+        len, cas = sub(line, s2 + 1, s3 - 1), sub(line, s3 + 1)
+        if not digits(cas) then
+            return nil
+        end
+    else
+        len = sub(line, s2 + 1)
+    end
+    if not digits(flags) or not digits(len) then
+        return nil
+    end
+    return want_key and sub(line, 7, s1 - 1) or true, flags, len, cas
+end
+
 -- one "VALUE key flags len [cas]" item (its header line already read), or END; returns
 -- status ("value" | "end"), key, data, flags, cas  -- or nil, err
 local function item_from_line(self, sock, line, with_cas)
     if line == "END" then
         return "end"
     end
-    local key, flags, len, cas
-    if with_cas then
-        key, flags, len, cas = match(line, "^VALUE (%S+) (%d+) (%d+) (%d+)$")
-    else
-        key, flags, len = match(line, "^VALUE (%S+) (%d+) (%d+)$")
-    end
+    local key, flags, len, cas = value_line(line, with_cas, true)
     if not key then
         if is_server_error(line) then
             return nil, line
@@ -359,12 +403,7 @@ local function single_get_reader(self, sock, with_cas)
     if line == "END" then
         return nil
     end
-    local flags, len, cas
-    if with_cas then
-        flags, len, cas = match(line, "^VALUE %S+ (%d+) (%d+) (%d+)$")
-    else
-        flags, len = match(line, "^VALUE %S+ (%d+) (%d+)$")
-    end
+    local _, flags, len, cas = value_line(line, with_cas, false)
     local n = flags and #len <= 15 and tonumber(len)
     local data
     if n and n <= self.max_value_size then
