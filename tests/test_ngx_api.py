@@ -175,6 +175,8 @@ ngx.say(ngx.encode_args({a = 1}), " ", ngx.encode_args({b = {"x", "y"}}), " ", n
 local args = ngx.decode_args("a=1&b=2&b=3&c&d=%20x+y")
 ngx.say(args.a, " ", type(args.b), " ", args.b[1], args.b[2], " ", args.c, " [", args.d, "]")
 ngx.say(ngx.escape_uri("a b/c?d=\195\169"), " ", ngx.unescape_uri("a%20b+c"))
+local long = ngx.escape_uri(string.rep("a b", 300))  -- 1500 bytes: past the stack buffer
+ngx.say(#long, " ", long:sub(1, 9), " ", long == string.rep("a%20b", 300))
 ngx.say(ngx.quote_sql_str("it's \"x\"\n"))
 ''')
     assert lines(out) == [
@@ -185,6 +187,7 @@ ngx.say(ngx.quote_sql_str("it's \"x\"\n"))
         "a=1 b=x&b=y c a%20b=c%26d",
         "1 table 23 true [ x y]",
         "a%20b%2Fc%3Fd%3D%C3%A9 a b c",
+        "1500 a%20ba%20 true",
         "'it\\'s \\\"x\\\"\\n'",
     ]
 
