@@ -622,16 +622,22 @@ local function store(self, cmd, key, value, exptime, flags, cas_unique)
         return nil, "bad value type: " .. tv
     end
     local size = tv == "string" and #value or value_size(value)
-    local head = cmd .. " " .. k .. " " .. (tonumber(flags) or 0) .. " "
-                 .. (tonumber(exptime) or 0) .. " " .. size
-    if cas_unique then
-        head = head .. " " .. cas_unique
-    end
+    flags, exptime = tonumber(flags) or 0, tonumber(exptime) or 0
     local req
-    if tv == "string" and size <= INLINE_VALUE_MAX then
-        req = head .. "\r\n" .. value .. "\r\n"
+    if not cas_unique and tv == "string" and size <= INLINE_VALUE_MAX then
+        -- the usual set: one concatenation, one string
+        req = cmd .. " " .. k .. " " .. flags .. " " .. exptime .. " " .. size .. "\r\n"
+              .. value .. "\r\n"
     else
-        req = { head, "\r\n", value, "\r\n" }   -- an array of pieces is sent as it is
+        local head = cmd .. " " .. k .. " " .. flags .. " " .. exptime .. " " .. size
+        if cas_unique then
+            head = head .. " " .. cas_unique
+        end
+        if tv == "string" and size <= INLINE_VALUE_MAX then
+            req = head .. "\r\n" .. value .. "\r\n"
+        else
+            req = { head, "\r\n", value, "\r\n" }   -- an array of pieces is sent as it is
+        end
     end
     return run(self, req, line_reader, "STORED")
 end
