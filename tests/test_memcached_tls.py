@@ -151,3 +151,40 @@ P(m:get("ph"))
     assert out == ["1", "userdata", "1|v|0|nil", "1", "1|1", "true", "v|0|nil", "1",
                    "nil|certificate host mismatch", "nil|nil|connection closed after error: "
                    "certificate host mismatch"]
+
+
+def test_ring_over_tls(run_lua_ok, tls_certs, memcached_tls):
+    # resty.memcached.ring with ssl = true, over two real `memcached -Z`: every key stored and
+    # read back over TLS, both servers used (curr_items, asked over TLS), and the same ring
+    # without ssl cannot talk to them (all servers fail: the operation errors)
+    import tlsenv
+    second = tlsenv.start_memcached_tls(tls_certs)
+    try:
+        out = mct(run_lua_ok, r"""
+local ring = require "resty.memcached.ring"
+local servers = {"127.0.0.1:@PORT@", "127.0.0.1:@PORT2@"}
+local r = ring.new{ servers = servers, ssl = true, server_name = "localhost", timeout = 3000 }
+local keys = {}
+for i = 1, 200 do keys[i] = "rk" .. i; assert(r:set(keys[i], "v" .. i)) end
+local res, errs = r:get_multi(keys)
+local ok, n = true, 0
+for k, v in pairs(res) do n = n + 1; ok = ok and v[1] == "v" .. k:sub(3) end
+P(ok, n, errs)
+local items = {}
+for i, port in ipairs{@PORT@, @PORT2@} do
+  local m = memcached:new(); m:set_timeout(3000)
+  assert(m:connect("127.0.0.1", port, { ssl = true, server_name = "localhost" }))
+  local st = assert(m:stats())
+  for _, line in ipairs(st) do
+    local v = line:match("^STAT curr_items (%d+)")
+    if v then items[i] = tonumber(v) end
+  end
+end
+P(items[1] > 0, items[2] > 0, items[1] + items[2] >= 200)
+local plain = ring.new{ servers = servers, timeout = 300, dead_timeout = 60 }
+local v, _, err = plain:get("rk1")    -- value, flags, err (as resty.memcached's get)
+P(v, err ~= nil)
+""", tls_certs, memcached_tls.port, PORT2=second.port)
+    finally:
+        second.stop()
+    assert out == ["true|200|nil", "true|true|true", "nil|true"]

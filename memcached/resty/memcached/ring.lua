@@ -14,6 +14,10 @@
 -- operation is retried once there. After dead_timeout it is put back and
 -- tried again.
 --
+-- opts.ssl (with ssl_verify, server_name, ssl_client_cert, ssl_client_priv_key) connects
+-- to every server over TLS, with resty.memcached's connect options (TLS pools are kept
+-- apart from plain ones).
+--
 -- opts.points_per_server (default 160, ketama-compatible) can be raised for
 -- a more even spread: with 160 points three servers may get up to ~20% more
 -- or less than a third of the keys, with 1600 within ~8%; any other value
@@ -143,6 +147,12 @@ function _M.new(opts)
     for i, s in ipairs(opts.servers) do
         servers[i] = parse_server(s)
     end
+    local connect_opts
+    if opts.ssl then
+        connect_opts = { ssl = true, ssl_verify = opts.ssl_verify, server_name = opts.server_name,
+                         ssl_client_cert = opts.ssl_client_cert,
+                         ssl_client_priv_key = opts.ssl_client_priv_key }
+    end
     local self = setmetatable({
         servers = servers,
         timeout = opts.timeout or 1000,
@@ -153,6 +163,7 @@ function _M.new(opts)
         points_per_server = opts.points_per_server or POINTS_PER_SERVER,
         key_transform = opts.key_transform,
         max_value_size = opts.max_value_size,
+        connect_opts = connect_opts,
     }, mt)
     build(self)
     return self
@@ -200,7 +211,7 @@ local function connect(self, srv)
         memc:set_timeout(self.timeout)
     end
     local ok
-    ok, err = memc:connect(srv.host, srv.port)
+    ok, err = memc:connect(srv.host, srv.port, self.connect_opts)
     if not ok then
         return nil, "failed to connect to " .. srv.name .. ": " .. tostring(err)
     end
