@@ -14,6 +14,7 @@ import os
 import socket
 import struct
 import subprocess
+import tempfile
 import threading
 
 import pytest
@@ -84,6 +85,18 @@ P(crypto.rsa_oaep_encrypt(pem, ("x"):rep(300)))
     assert rsa_decrypt(key_path, c1) == b"hello\0world" == rsa_decrypt(key_path, c2)
     assert out[5] == "nil|bad server public key"
     assert out[6] == "nil|RSA encryption failed (password too long for the key?)"
+
+
+def ed25519_sign(seed, msg):
+    """RFC 8032 Ed25519 signature of msg with the 32-byte seed, by the openssl command."""
+    with tempfile.TemporaryDirectory() as d:
+        key, data = os.path.join(d, "k.der"), os.path.join(d, "m.bin")
+        with open(key, "wb") as f:
+            f.write(bytes.fromhex("302e020100300506032b657004220420") + seed)  # PKCS#8
+        with open(data, "wb") as f:
+            f.write(msg)
+        return subprocess.run(["openssl", "pkeyutl", "-sign", "-inkey", key, "-keyform", "DER",
+                               "-rawin", "-in", data], capture_output=True, check=True).stdout
 
 
 def pkt(body, seq):
@@ -185,8 +198,14 @@ class Sha2Server:
         plugin = greet_plugin.decode()
         if mode.startswith("switch:"):
             plugin = mode[7:]
-            nonce = os.urandom(20).replace(b"\0", b"\1")
-            self.send(c, b"\xfe" + plugin.encode() + b"\x00" + nonce + b"\x00")
+            if plugin == "client_ed25519":
+                # as MariaDB: 32 raw random bytes, no NUL after them; this one has a 0 inside
+                # and, as one MariaDB nonce in 256 has, a 0 as its last byte
+                nonce = os.urandom(15) + b"\0" + os.urandom(15) + b"\0"
+                self.send(c, b"\xfe" + plugin.encode() + b"\x00" + nonce)
+            else:
+                nonce = os.urandom(20).replace(b"\0", b"\1")
+                self.send(c, b"\xfe" + plugin.encode() + b"\x00" + nonce + b"\x00")
             auth = self.recv(c)
             self.log.append(("switched", plugin, auth.hex()))
             if plugin == "caching_sha2_password":
@@ -234,6 +253,14 @@ class Sha2Server:
                 self.log.append(("rsa", len(enc), clear is not None))
                 if clear is None or xor(clear, nonce) != self.password + b"\0":
                     return self.denied(c)
+            self.ok(c)
+        elif plugin == "client_ed25519":
+            # a 32-byte password is an RFC 8032 seed in MariaDB's derivation: OpenSSL signs
+            # the same (Ed25519 signatures are deterministic)
+            good = len(self.password) == 32 and auth == ed25519_sign(self.password, nonce)
+            self.log.append(("ed25519", good))
+            if not good:
+                return self.denied(c)
             self.ok(c)
         elif plugin == "mysql_clear_password" and self.on_tls:
             self.log.append(("clear", auth == self.password + b"\0"))
@@ -308,6 +335,17 @@ def test_sha2_empty_password(run_lua_ok, sha2_server, mode):
     assert out == ["1|0|8.0.99-fake"], srv.log
     # no RSA without a password: caching_sha2 sends an empty scramble, sha256 a single 0
     assert srv.log[0][3] == ("" if mode == "fast" else "00")
+
+
+def test_ed25519_switch_with_a_nonce_ending_in_nul(run_lua_ok, sha2_server):
+    # MariaDB's ed25519 nonce is 32 random bytes: the driver signs all of them, also when
+    # the last is 0 (it once stripped it as a NUL terminator: "Access denied" 1 time in 256)
+    srv = sha2_server("switch:client_ed25519", password=b"0123456789abcdef0123456789ABCDEF")
+    out = lua(run_lua_ok, CONNECT, {"PORT": srv.port,
+                                    "PWS": '"0123456789abcdef0123456789ABCDEF", "wrong"'})
+    assert out[0] == "1|0|8.0.99-fake", srv.log
+    assert out[1] == "nil|Access denied (fake)|1045|28000"
+    assert ("ed25519", True) in srv.log and ("ed25519", False) in srv.log
 
 
 def test_clear_password_and_unknown_plugin_refused(run_lua_ok, sha2_server):

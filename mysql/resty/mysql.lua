@@ -618,7 +618,10 @@ local function auth_loop(self, plugin, password, scramble)
             end
             plugin = name
             scramble = sub(data, pos)
-            if byte(scramble, -1) == 0 then
+            -- mysql_native_password and its kind end their 20-byte scramble with a NUL;
+            -- client_ed25519's is 32 raw random bytes with none after them, and its last
+            -- byte is 0 once in 256 handshakes: it must stay
+            if byte(scramble, -1) == 0 and plugin ~= "client_ed25519" then
                 scramble = sub(scramble, 1, -2)
             end
             self._auth_state = nil
