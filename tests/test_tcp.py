@@ -735,6 +735,24 @@ P(s:send("x"), s:receive(1))
                    "true|131072", "true|131072", "1|x"]
 
 
+def test_tcp_nodelay_on_the_first_send(run_lua_ok, echo_server):
+    # as OpenResty (tcp_nodelay on): a connection gets TCP_NODELAY on its first send, even
+    # when setoption turned it off before; a later setoption sticks; the flag travels with a
+    # pooled connection (checked against OpenResty 0.10.23, but the pool line)
+    out = lua(run_lua_ok, """
+local s = ngx.socket.tcp()
+P(s:connect("127.0.0.1", @PORT@))
+P(s:getoption("tcp-nodelay"))
+P(s:setoption("tcp-nodelay", false), s:getoption("tcp-nodelay"))
+P(s:send("a"), s:receive(1), s:getoption("tcp-nodelay"))
+P(s:setoption("tcp-nodelay", false), s:send("b"), s:receive(1), s:getoption("tcp-nodelay"))
+P(s:setoption("tcp-nodelay", true), s:setkeepalive())
+s = ngx.socket.tcp()
+P(s:connect("127.0.0.1", @PORT@), s:getreusedtimes(), s:getoption("tcp-nodelay"))
+""", {"PORT": echo_server.port})
+    assert out == ["1", "0", "true|0", "1|a|1", "true|1|b|0", "true|1", "1|1|1"]
+
+
 def test_setoption_tcp_keepalive_tuning(run_lua_ok, echo_server):
     # keepintvl / keepcnt / keepidle: in the brief's list. NOTE: ngx_lua 0.10.23 +
     # its lua-resty-core answer nil, "unsupported option keepintvl" for these (checked);

@@ -29,6 +29,7 @@ struct PooledConn {
   int reused = 0;
   SslPtr ssl;
   IoRegPtr io;
+  bool nodelay_done = false;  // TCP_NODELAY was set (on its first send)
 };
 
 struct IdleConn {

@@ -40,6 +40,9 @@ struct TcpSock {
   int fd = -1;
   St st = St::closed;
   bool is_unix = false;
+  // TCP_NODELAY is set on a connection's first send, as OpenResty does (tcp_nodelay on):
+  // once per connection, which keeps the flag through the pool
+  bool nodelay_done = false;
   Buffer rbuf;
   long connect_timeout = 0, send_timeout = 0, read_timeout = 0;  // 0: the defaults
   int reused = 0;
@@ -235,7 +238,8 @@ void close_sock(TcpSock* s) {
   close_fd(s);
 }
 
-void adopt(TcpSock* s, int fd, Pool* pool, int reused, SslPtr ssl = nullptr, IoRegPtr io = nullptr) {
+void adopt(TcpSock* s, int fd, Pool* pool, int reused, SslPtr ssl = nullptr, IoRegPtr io = nullptr,
+           bool nodelay_done = false) {
   s->fd = fd;
   s->ssl = std::move(ssl);
   s->hs_done = s->ssl != nullptr;
@@ -245,6 +249,7 @@ void adopt(TcpSock* s, int fd, Pool* pool, int reused, SslPtr ssl = nullptr, IoR
   s->eof = false;
   s->rclosed = false;
   s->wclosed = false;
+  s->nodelay_done = nodelay_done;
   make_events(s, std::move(io));
 }
 
@@ -870,6 +875,13 @@ int l_send(lua_State* L) {
     lua_pushinteger(L, 0);
     return 1;
   }
+  if (!s->nodelay_done) {
+    s->nodelay_done = true;
+    if (!s->is_unix) {
+      int one = 1;
+      setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+  }
   if (s->ssl) return ssl_send(L, s, iov, total);
   size_t sent = 0, i = 0;
   while (i < iov.size()) {
@@ -1042,7 +1054,7 @@ void on_slot(TcpSock* s, PooledConn& conn) {
   Pool* p = s->waiting_pool;
   s->waiting_pool = nullptr;
   if (conn.fd >= 0) {  // a connection handed over by setkeepalive
-    adopt(s, conn.fd, p, conn.reused + 1, std::move(conn.ssl), std::move(conn.io));
+    adopt(s, conn.fd, p, conn.reused + 1, std::move(conn.ssl), std::move(conn.io), conn.nodelay_done);
     finish_writer(s, push_connected, nullptr);
     return;
   }
@@ -1126,7 +1138,7 @@ int l_connect(lua_State* L) {
   if (pool) {
     PooledConn conn = pool->take();
     if (conn.fd >= 0) {
-      adopt(s, conn.fd, pool, conn.reused + 1, std::move(conn.ssl), std::move(conn.io));
+      adopt(s, conn.fd, pool, conn.reused + 1, std::move(conn.ssl), std::move(conn.io), conn.nodelay_done);
       lua_pushinteger(L, 1);
       return 1;
     }
@@ -1426,6 +1438,7 @@ int l_setkeepalive(lua_State* L) {
   conn.fd = s->fd;
   conn.reused = s->reused;
   conn.io = std::move(s->io);  // stays registered
+  conn.nodelay_done = s->nodelay_done;
   free_events(s);
   conn.ssl = std::move(s->ssl);
   s->hs_done = false;
@@ -1612,7 +1625,7 @@ void push_accepted_tcp(lua_State* L, int fd, bool is_unix) {
   auto* s = static_cast<TcpSock*>(lua_touserdata(L, -1));
   s->is_unix = is_unix;
   s->key.clear();
-  adopt(s, fd, nullptr, 0);
+  adopt(s, fd, nullptr, 0, nullptr, nullptr, true);  // listen.cc set TCP_NODELAY at accept
 }
 
 void open_tcp(lua_State* L) {
