@@ -13,6 +13,7 @@ local tcp = ngx.socket.tcp
 local null = ngx.null
 local sha1_bin = ngx.sha1_bin
 local driver = require "resty.cosocket.driver"
+local bytes = require "resty.cosocket.bytes"
 local bit = require "bit"
 local ffi = require "ffi"
 local band, bor, bxor, lshift = bit.band, bit.bor, bit.bxor, bit.lshift
@@ -103,63 +104,10 @@ end
 --------------------------------------------------------------------------
 -- byte helpers
 
-local function u16(s, i)
-    local a, b = byte(s, i, i + 1)
-    return a + b * 256
-end
-
-local function u24(s, i)
-    local a, b, c = byte(s, i, i + 2)
-    return a + b * 256 + c * 65536
-end
-
-local function u32(s, i)
-    local a, b, c, d = byte(s, i, i + 3)
-    return a + b * 256 + c * 65536 + d * 16777216
-end
-
-local function p16(n)
-    return char(band(n, 0xff), band(floor(n / 256), 0xff))
-end
-
-local function p24(n)
-    return char(band(n, 0xff), band(floor(n / 256), 0xff), band(floor(n / 65536), 0xff))
-end
-
-local function p32(n)
-    return char(band(n, 0xff), band(floor(n / 256), 0xff), band(floor(n / 65536), 0xff),
-                band(floor(n / 16777216), 0xff))
-end
-
--- a length-encoded integer at i: value, next position; nil when it runs past the end
--- (or is the NULL marker 0xfb, returned as value false)
-local function lenenc(s, i, len)
-    local c = byte(s, i)
-    if not c then return nil end
-    if c < 0xfb then return c, i + 1 end
-    if c == 0xfb then return false, i + 1 end
-    if c == 0xfc then
-        if i + 2 > len then return nil end
-        return u16(s, i + 1), i + 3
-    end
-    if c == 0xfd then
-        if i + 3 > len then return nil end
-        return u24(s, i + 1), i + 4
-    end
-    if c == 0xfe then
-        if i + 8 > len then return nil end
-        return u32(s, i + 1) + u32(s, i + 5) * 4294967296, i + 9
-    end
-    return nil      -- 0xff is not a length
-end
-
-local function lenenc_str(s, i, len)
-    local n, pos = lenenc(s, i, len)
-    if not n then return nil, pos end       -- nil: malformed; false: NULL
-    local e = pos + n - 1
-    if e > len then return nil end
-    return sub(s, pos, e), e + 1
-end
+-- little-endian integers and length-encoded values (lenenc_str: false for NULL)
+local u16, u24, u32 = bytes.u16le, bytes.u24le, bytes.u32le
+local p24, p32 = bytes.p24le, bytes.p32le
+local lenenc, lenenc_str, p_lenenc = bytes.lenenc, bytes.lenenc_str, bytes.p_lenenc
 
 local function cstr(s, i)
     local e = find(s, "\0", i, true)
@@ -617,13 +565,10 @@ local function auth_loop(self, plugin, password, scramble)
                 return fatal(self, "malformed auth switch request")
             end
             plugin = name
+            -- the plugin's data as sent: the 20-byte scramble plugins (native, the sha2
+            -- ones) take their 20 bytes and so ignore the NUL the server puts after them;
+            -- client_ed25519's nonce is 32 raw random bytes, any of which may be 0
             scramble = sub(data, pos)
-            -- mysql_native_password and its kind end their 20-byte scramble with a NUL;
-            -- client_ed25519's is 32 raw random bytes with none after them, and its last
-            -- byte is 0 once in 256 handshakes: it must stay
-            if byte(scramble, -1) == 0 and plugin ~= "client_ed25519" then
-                scramble = sub(scramble, 1, -2)
-            end
             self._auth_state = nil
             local resp, e = auth_response(self, plugin, password, scramble)
             if not resp then
@@ -1292,18 +1237,7 @@ end
 local function encode_param(v)
     local t = type(v)
     if t == "string" then
-        local n = #v
-        local len
-        if n < 251 then
-            len = char(n)
-        elseif n < 65536 then
-            len = "\252" .. p16(n)
-        elseif n < 16777216 then
-            len = "\253" .. p24(n)
-        else
-            len = "\254" .. p32(n) .. p32(floor(n / 4294967296))
-        end
-        return "\254\0", len .. v
+        return "\254\0", p_lenenc(#v) .. v
     elseif t == "number" then
         if v == floor(v) and v >= -TWO63 and v < TWO63 then
             numbuf.i = v

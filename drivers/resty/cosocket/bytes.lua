@@ -1,7 +1,7 @@
 -- resty.cosocket.bytes: packing and unpacking of fixed-size integers and MySQL-style
 -- length-encoded integers and strings, for binary protocols. Pure Lua + LuaJIT `bit`; works
--- on this runtime and inside OpenResty. Moved here from the drivers (dns, websocket; the
--- mysql driver's own copies are the same functions). See drivers/README.md.
+-- on this runtime and inside OpenResty. Moved here from the drivers (dns, websocket, mysql).
+-- See drivers/README.md.
 --
 -- Readers take the string and a 1-based position and do not check the length: the caller
 -- checks that the bytes are there (a short string gives an error on `nil + number`).
