@@ -44,13 +44,22 @@ local line = driver.line
 --------------------------------------------------------------------------
 -- helpers
 
-local function valid_key(key)
+-- the length limits of every key
+local function key_len_ok(key)
     local n = #key
     if n == 0 then
         return nil, "empty key"
     end
     if n > MAX_KEY_LEN then
         return nil, "key too long"
+    end
+    return true
+end
+
+local function valid_key(key)
+    local ok, err = key_len_ok(key)
+    if not ok then
+        return nil, err
     end
     -- control characters and spaces would split or end the command line
     if find(key, "[%z\1-\32\127]") then
@@ -78,12 +87,9 @@ local function escaped_key(self, key)
     local escape = self.escape_key
     if escape == escape_uri then
         key = escape_uri(key)
-        local n = #key
-        if n == 0 then
-            return nil, "empty key"
-        end
-        if n > MAX_KEY_LEN then
-            return nil, "key too long"
+        local ok, err = key_len_ok(key)
+        if not ok then
+            return nil, err
         end
         return key
     end
