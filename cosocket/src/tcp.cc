@@ -148,8 +148,7 @@ void on_io(void* owner, short what) {
   auto* s = static_cast<TcpSock*>(owner);
   if (what & EV_TIMEOUT) return;  // the pool's idle timer: disarmed when it was taken
   if (what & EV_READ) on_read(-1, EV_READ, s);
-  else if (!s->writable || s->writer || s->read_wants_write) on_write(-1, EV_WRITE, s);
-  // else: writable already, and nothing waits to write (the usual EPOLLOUT with a reply)
+  else on_write(-1, EV_WRITE, s);
 }
 
 // The connection's events: a new registration, or the one a pooled connection kept (the
@@ -784,6 +783,8 @@ void hs_failed(TcpSock* s, const std::string& err);
 
 void on_write(int, short what, void* arg) {
   auto* s = static_cast<TcpSock*>(arg);
+  // the EPOLLOUT that comes with every reply: writable already, and nothing waits on it
+  if (what == EV_WRITE && s->writable && !s->writer && !s->read_wants_write) return;
   if (what & EV_WRITE) {
     s->writable = true;
     if (s->read_wants_write && s->reader) {
