@@ -2,8 +2,6 @@
 
 #include <event2/event.h>
 
-#include "clock.h"
-
 namespace cosocket {
 namespace {
 
@@ -19,38 +17,18 @@ std::unique_ptr<IoReg> IoReg::open(event_base* base, int fd, Fn fn, void* owner)
   // EV_CLOSED asks epoll for EPOLLRDHUP too, which the epoll tap notes
   r->ev_ = event_new(base, fd, EV_READ | EV_WRITE | EV_CLOSED | EV_PERSIST | EV_ET, &IoReg::on_event, r.get());
   if (!r->ev_ || event_add(r->ev_, nullptr) != 0) return nullptr;
-  r->timer_ = evtimer_new(base, &IoReg::on_timer, r.get());
-  if (!r->timer_) return nullptr;
+  if (!r->idle_.init(base, &IoReg::on_timer, r.get())) return nullptr;
   return r;
 }
 
 IoReg::~IoReg() {
   if (g_dispatching == this) g_dispatching = nullptr;
-  if (timer_) event_free(timer_);
   if (ev_) event_free(ev_);
-}
-
-void IoReg::arm_idle(long ms) {
-  idle_deadline_ = mono_ms() + ms;
-  if (timer_at_ && timer_at_ <= idle_deadline_) return;  // fires first, then re-arms
-  timeval tv{ms / 1000, (ms % 1000) * 1000};
-  evtimer_add(timer_, &tv);
-  timer_at_ = idle_deadline_;
 }
 
 void IoReg::on_timer(int, short, void* arg) {
   auto* r = static_cast<IoReg*>(arg);
-  r->timer_at_ = 0;
-  if (!r->idle_deadline_) return;
-  long long left = r->idle_deadline_ - mono_ms();
-  if (left > 0) {
-    timeval tv{static_cast<time_t>(left / 1000), static_cast<suseconds_t>(left % 1000 * 1000)};
-    evtimer_add(r->timer_, &tv);
-    r->timer_at_ = r->idle_deadline_;
-    return;
-  }
-  r->idle_deadline_ = 0;
-  r->fn_(r->owner_, EV_TIMEOUT);
+  if (r->idle_.due()) r->fn_(r->owner_, EV_TIMEOUT);
 }
 
 void IoReg::on_event(int, short what, void* arg) {

@@ -8,6 +8,8 @@
 // (setkeepalive, connect) makes no timer call when the last one is still armed.
 #include <memory>
 
+#include "lazy_timer.h"
+
 struct event;
 struct event_base;
 
@@ -31,17 +33,15 @@ class IoReg {
   }
 
   // EV_TIMEOUT goes to the holder ms from now, unless disarm_idle() comes first.
-  void arm_idle(long ms);
-  void disarm_idle() { idle_deadline_ = 0; }
+  void arm_idle(long ms) { idle_.arm(ms); }
+  void disarm_idle() { idle_.disarm(); }
 
  private:
   IoReg() = default;
   static void on_event(int fd, short what, void* arg);
   static void on_timer(int fd, short what, void* arg);
   event* ev_ = nullptr;
-  event* timer_ = nullptr;
-  long long idle_deadline_ = 0;  // mono_ms, 0: none
-  long long timer_at_ = 0;       // when timer_ fires, about (0: not armed)
+  LazyTimer idle_;
   Fn fn_ = nullptr;
   void* owner_ = nullptr;
 };

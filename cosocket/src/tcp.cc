@@ -15,6 +15,7 @@
 #include "clock.h"
 #include "epoll_tap.h"
 #include "io_reg.h"
+#include "lazy_timer.h"
 #include "lua_util.h"
 #include "pool.h"
 #include "resolver.h"
@@ -65,9 +66,7 @@ struct TcpSock {
   // the timers of the waits; `readable`/`writable` say whether the kernel may have more
   // (cleared by EAGAIN or a short read, set by the events), as nginx's ready flags do.
   IoRegPtr io;
-  EventPtr rtimer{nullptr, event_free};
-  long long rdeadline = 0;  // the waiting read's deadline (mono_ms)
-  long long rtimer_at = 0;  // when the armed rtimer fires, about (0: not armed)
+  LazyTimer rtimer;  // armed while a read waits
   bool readable = true;
   // the write (or connect) operation in progress
   uint64_t writer = 0;
@@ -165,7 +164,7 @@ void make_events(TcpSock* s, IoRegPtr io = nullptr) {
     s->readable = true;
   }
   s->writable = true;
-  if (!s->rtimer) s->rtimer.reset(evtimer_new(base, &on_read_timer, s));
+  if (!s->rtimer.initialized()) s->rtimer.init(base, &on_read_timer, s);
   if (!s->wtimer) s->wtimer.reset(evtimer_new(base, &on_write, s));
 }
 
@@ -500,32 +499,20 @@ int try_read_buffered(lua_State* L, TcpSock* s) {
   }
 }
 
-// The read timer is lazy (as nginx's timers are): a read that completes leaves it armed,
-// and the next read only moves its deadline, since the timer fires no later than that and
-// then re-arms for the rest; a request/response connection makes no timer call per read.
+// The read timer is lazy (lazy_timer.h): a request/response connection makes no timer
+// call per read.
 void arm_read(TcpSock* s) {
   long ms = eff(s->read_timeout, runtime().cfg().read_timeout_ms);
-  s->rdeadline = mono_ms() + ms;
-  if (s->rtimer_at && s->rtimer_at <= s->rdeadline) return;
-  evtimer_add(s->rtimer.get(), runtime().timeout_for(ms));
-  s->rtimer_at = s->rdeadline;
+  s->rtimer.arm(ms, runtime().timeout_for(ms));
 }
 
 void on_read_timer(int, short, void* arg) {
   auto* s = static_cast<TcpSock*>(arg);
-  s->rtimer_at = 0;
-  if (!s->reader) return;  // the read it was armed for is over, and none waits
-  long long left = s->rdeadline - mono_ms();
-  if (left > 0) {
-    timeval tv{static_cast<time_t>(left / 1000), static_cast<suseconds_t>(left % 1000 * 1000)};
-    evtimer_add(s->rtimer.get(), &tv);
-    s->rtimer_at = s->rdeadline;
-    return;
-  }
-  on_read(-1, EV_TIMEOUT, s);
+  if (s->rtimer.due() && s->reader) on_read(-1, EV_TIMEOUT, s);
 }
 
 void cancel_read(TcpSock* s) {
+  s->rtimer.disarm();
   s->reader = 0;
   release_until(s);
   unpin_sock(s);
@@ -580,6 +567,7 @@ void service_read(TcpSock* s, short what) {
     n = try_read(t->co, s);
     if (n < 0) return;  // still waiting; the timer runs on
   }
+  s->rtimer.disarm();  // stays added (lazy): the next read only moves its deadline
   s->reader = 0;
   release_until(s);
   unpin_sock(s);
