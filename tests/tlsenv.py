@@ -113,9 +113,48 @@ class SServer:
             pass
 
 
-class TlsEcho:
+class Stall:
+    """Accepts TCP connections and never answers; a base for servers that do (serve(c))."""
+
+    backlog = 16
+
+    def __init__(self):
+        self.ls = socket.socket()
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind((HOST, 0))
+        self.ls.listen(self.backlog)
+        self.port = self.ls.getsockname()[1]
+        self.conns = []
+        self.stopped = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.stopped:
+            try:
+                c, _ = self.ls.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            self.serve(c)
+
+    def serve(self, c):
+        pass
+
+    def stop(self):
+        self.stopped = True
+        self.ls.close()
+        for c in self.conns:
+            try:
+                c.close()
+            except OSError:
+                pass
+
+
+class TlsEcho(Stall):
     """A threaded TLS echo server (Python's ssl, i.e. OpenSSL in another process role).
     Counts handshakes; answers the line "SESSION?" with whether the session was resumed."""
+
+    backlog = 256
 
     def __init__(self, cert, key, client_ca=None):
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -126,23 +165,10 @@ class TlsEcho:
         self.handshakes = 0
         self.errors = []
         self.lock = threading.Lock()
-        self.ls = socket.socket()
-        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.ls.bind((HOST, 0))
-        self.ls.listen(256)
-        self.port = self.ls.getsockname()[1]
-        self.stopped = False
-        self.conns = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def _accept(self):
-        while not self.stopped:
-            try:
-                c, _ = self.ls.accept()
-            except OSError:
-                return
-            self.conns.append(c)
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+    def serve(self, c):
+        threading.Thread(target=self._serve, args=(c,), daemon=True).start()
 
     def _serve(self, c):
         try:
@@ -174,42 +200,6 @@ class TlsEcho:
             with self.lock:
                 self.errors.append(repr(e))
         finally:
-            c.close()
-
-    def stop(self):
-        self.stopped = True
-        self.ls.close()
-        for c in self.conns:
-            try:
-                c.close()
-            except OSError:
-                pass
-
-
-class Stall:
-    """Accepts TCP connections and never answers."""
-
-    def __init__(self):
-        self.ls = socket.socket()
-        self.ls.bind((HOST, 0))
-        self.ls.listen(16)
-        self.port = self.ls.getsockname()[1]
-        self.conns = []
-        self.stopped = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while not self.stopped:
-            try:
-                c, _ = self.ls.accept()
-            except OSError:
-                return
-            self.conns.append(c)
-
-    def stop(self):
-        self.stopped = True
-        self.ls.close()
-        for c in self.conns:
             c.close()
 
 
