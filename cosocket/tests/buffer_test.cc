@@ -10,7 +10,7 @@
 
 #include <gtest/gtest.h>
 
-#include "buffer.h"
+#include "net/buffer.h"
 
 namespace cosocket {
 namespace {

@@ -7,8 +7,8 @@
 #include <event2/event.h>
 #include <gtest/gtest.h>
 
-#include "epoll_tap.h"
-#include "io_reg.h"
+#include "loop/epoll_tap.h"
+#include "loop/io_reg.h"
 
 namespace cosocket {
 namespace {

@@ -14,8 +14,8 @@ extern "C" {
 }
 
 #include "lua_eval.h"
-#include "ngx_re.h"
-#include "ngx_util.h"
+#include "ngx/regex.h"
+#include "ngx/ngx_util.h"
 
 namespace cosocket {
 namespace {

@@ -20,9 +20,11 @@ extern "C" {
 #include <lualib.h>
 }
 
-#include "clock.h"
+#include "loop/clock.h"
 #include "lua_eval.h"
-#include "ngx_util.h"
+#include "ngx/ngx_util.h"
+#include "runtime/log.h"
+#include "runtime/output.h"
 
 namespace cosocket {
 namespace {

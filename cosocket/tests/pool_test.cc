@@ -13,7 +13,7 @@
 #include <event2/event.h>
 #include <gtest/gtest.h>
 
-#include "pool.h"
+#include "net/pool.h"
 
 namespace cosocket {
 namespace {

@@ -7,7 +7,7 @@
 
 #include <gtest/gtest.h>
 
-#include "resolver.h"
+#include "net/resolver.h"
 
 namespace cosocket {
 namespace {

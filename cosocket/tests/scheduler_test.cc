@@ -8,7 +8,8 @@
 
 #include <gtest/gtest.h>
 
-#include "runtime.h"
+#include "ngx/api.h"
+#include "runtime/runtime.h"
 
 namespace cosocket {
 namespace {
@@ -52,14 +53,14 @@ class SchedulerTest : public ::testing::Test {
 };
 
 TEST_F(SchedulerTest, EntryThreadSucceeds) {
-  Runtime rt(cfg_);
+  Runtime rt(cfg_, open_api);
   EXPECT_EQ(0, run_script(rt, "result = 1 + 1"));
   EXPECT_EQ("2", global_string(rt, "result"));
   EXPECT_EQ(0u, rt.sched().alive());
 }
 
 TEST_F(SchedulerTest, EntryThreadErrorGivesStatusOne) {
-  Runtime rt(cfg_);
+  Runtime rt(cfg_, open_api);
   testing::internal::CaptureStderr();
   int st = run_script(rt, "before = true; error('boom-entry'); after = true");
   std::string err = testing::internal::GetCapturedStderr();
@@ -70,7 +71,7 @@ TEST_F(SchedulerTest, EntryThreadErrorGivesStatusOne) {
 }
 
 TEST_F(SchedulerTest, NonStringErrorObject) {
-  Runtime rt(cfg_);
+  Runtime rt(cfg_, open_api);
   testing::internal::CaptureStderr();
   int st = run_script(rt, "error({})");
   std::string err = testing::internal::GetCapturedStderr();
@@ -79,7 +80,7 @@ TEST_F(SchedulerTest, NonStringErrorObject) {
 }
 
 TEST_F(SchedulerTest, SpawnRunsChildFirstUntilItYields) {
-  Runtime rt(cfg_);
+  Runtime rt(cfg_, open_api);
   EXPECT_EQ(0, run_script(rt, R"(
     local log = {}
     local function rec(x) log[#log + 1] = x end
@@ -95,7 +96,7 @@ TEST_F(SchedulerTest, SpawnRunsChildFirstUntilItYields) {
 }
 
 TEST_F(SchedulerTest, SpawnReturnsAThreadAndPassesArguments) {
-  Runtime rt(cfg_);
+  Runtime rt(cfg_, open_api);
   EXPECT_EQ(0, run_script(rt, R"(
     local t = ngx.thread.spawn(function(a, b, c) got = a .. b .. tostring(c) end, "x", "y", nil)
     kind = type(t)
@@ -105,7 +106,7 @@ TEST_F(SchedulerTest, SpawnReturnsAThreadAndPassesArguments) {
 }
 
 TEST_F(SchedulerTest, WaitReturnsResults) {
-  Runtime rt(cfg_);
+  Runtime rt(cfg_, open_api);
   EXPECT_EQ(0, run_script(rt, R"(
     -- finishes later: the parent is waiting when it ends
     local t = ngx.thread.spawn(function(a, b) ngx.sleep(0.01); return a + b, "x" end, 2, 3)
@@ -127,7 +128,7 @@ TEST_F(SchedulerTest, WaitReturnsResults) {
 }
 
 TEST_F(SchedulerTest, WaitOnFailedThreadReturnsFalseAndError) {
-  Runtime rt(cfg_);
+  Runtime rt(cfg_, open_api);
   testing::internal::CaptureStderr();
   int st = run_script(rt, R"(
     local t = ngx.thread.spawn(function() ngx.sleep(0.005); error("child-fail", 0) end)
@@ -145,7 +146,7 @@ TEST_F(SchedulerTest, WaitOnFailedThreadReturnsFalseAndError) {
 }
 
 TEST_F(SchedulerTest, WaitOnSeveralReturnsTheFirstToFinish) {
-  Runtime rt(cfg_);
+  Runtime rt(cfg_, open_api);
   EXPECT_EQ(0, run_script(rt, R"(
     local slow = ngx.thread.spawn(function() ngx.sleep(0.05); return "slow" end)
     local fast = ngx.thread.spawn(function() ngx.sleep(0.01); return "fast" end)
@@ -159,7 +160,7 @@ TEST_F(SchedulerTest, WaitOnSeveralReturnsTheFirstToFinish) {
 }
 
 TEST_F(SchedulerTest, KillStopsAThread) {
-  Runtime rt(cfg_);
+  Runtime rt(cfg_, open_api);
   EXPECT_EQ(0, run_script(rt, R"(
     local t = ngx.thread.spawn(function() ngx.sleep(0.02); reached = true end)
     local ok, err = ngx.thread.kill(t)
@@ -182,7 +183,7 @@ TEST_F(SchedulerTest, KillStopsAThread) {
 }
 
 TEST_F(SchedulerTest, OnlyTheParentMayKillOrWait) {
-  Runtime rt(cfg_);
+  Runtime rt(cfg_, open_api);
   EXPECT_EQ(0, run_script(rt, R"(
     local a = ngx.thread.spawn(function() ngx.sleep(0.01) end)
     local b = ngx.thread.spawn(function()
@@ -199,7 +200,7 @@ TEST_F(SchedulerTest, OnlyTheParentMayKillOrWait) {
 }
 
 TEST_F(SchedulerTest, SleepOrdersThreadsByDelay) {
-  Runtime rt(cfg_);
+  Runtime rt(cfg_, open_api);
   EXPECT_EQ(0, run_script(rt, R"(
     local log = {}
     local function sleeper(name, d) ngx.sleep(d); log[#log + 1] = name end
@@ -215,7 +216,7 @@ TEST_F(SchedulerTest, SleepOrdersThreadsByDelay) {
 }
 
 TEST_F(SchedulerTest, RunWaitsForUnwaitedThreads) {
-  Runtime rt(cfg_);
+  Runtime rt(cfg_, open_api);
   EXPECT_EQ(0, run_script(rt, R"(
     ngx.thread.spawn(function() ngx.sleep(0.02); late = "done" end)
   )"));
@@ -223,7 +224,7 @@ TEST_F(SchedulerTest, RunWaitsForUnwaitedThreads) {
 }
 
 TEST_F(SchedulerTest, RawCoroutineYieldGivesWay) {
-  Runtime rt(cfg_);
+  Runtime rt(cfg_, open_api);
   EXPECT_EQ(0, run_script(rt, R"(
     local log = {}
     local t = ngx.thread.spawn(function()
@@ -238,7 +239,7 @@ TEST_F(SchedulerTest, RawCoroutineYieldGivesWay) {
 }
 
 TEST_F(SchedulerTest, TimersRunAfterTheirDelayWithArguments) {
-  Runtime rt(cfg_);
+  Runtime rt(cfg_, open_api);
   EXPECT_EQ(0, run_script(rt, R"(
     log = {}
     local function cb(premature, name) log[#log + 1] = name .. ":" .. tostring(premature) end
@@ -263,7 +264,7 @@ TEST_F(SchedulerTest, TimersRunAfterTheirDelayWithArguments) {
 }
 
 TEST_F(SchedulerTest, TimerEveryUntilExit) {
-  Runtime rt(cfg_);
+  Runtime rt(cfg_, open_api);
   EXPECT_EQ(7, run_script(rt, R"(
     ticks = 0
     assert(ngx.timer.every(0.005, function()
@@ -275,7 +276,7 @@ TEST_F(SchedulerTest, TimerEveryUntilExit) {
 }
 
 TEST_F(SchedulerTest, TimerThreadErrorIsLoggedNotFatal) {
-  Runtime rt(cfg_);
+  Runtime rt(cfg_, open_api);
   testing::internal::CaptureStderr();
   int st = run_script(rt, R"(
     ngx.timer.at(0, function() error("timer-boom", 0) end)
@@ -288,7 +289,7 @@ TEST_F(SchedulerTest, TimerThreadErrorIsLoggedNotFatal) {
 }
 
 TEST_F(SchedulerTest, SigtermRunsPendingTimersPrematurely) {
-  Runtime rt(cfg_);
+  Runtime rt(cfg_, open_api);
   testing::internal::CaptureStderr();
   int st = run_script(rt, R"(
     local ffi = require "ffi"
@@ -306,7 +307,7 @@ TEST_F(SchedulerTest, SigtermRunsPendingTimersPrematurely) {
 
 TEST_F(SchedulerTest, SigtermShutdownTimeoutGivesStatus128PlusSignal) {
   cfg_.shutdown_timeout_ms = 50;
-  Runtime rt(cfg_);
+  Runtime rt(cfg_, open_api);
   testing::internal::CaptureStderr();
   int st = run_script(rt, R"(
     local ffi = require "ffi"
@@ -321,7 +322,7 @@ TEST_F(SchedulerTest, SigtermShutdownTimeoutGivesStatus128PlusSignal) {
 }
 
 TEST_F(SchedulerTest, ExitStatus) {
-  Runtime rt(cfg_);
+  Runtime rt(cfg_, open_api);
   EXPECT_EQ(5, run_script(rt, R"(
     before = true
     ngx.exit(5)
@@ -332,7 +333,7 @@ TEST_F(SchedulerTest, ExitStatus) {
 }
 
 TEST_F(SchedulerTest, ExitFromUserThreadStopsEverything) {
-  Runtime rt(cfg_);
+  Runtime rt(cfg_, open_api);
   EXPECT_EQ(3, run_script(rt, R"(
     ngx.thread.spawn(function() ngx.sleep(0.01); ngx.exit(3) end)
     ngx.thread.spawn(function() ngx.sleep(0.5); never = true end)
@@ -344,7 +345,7 @@ TEST_F(SchedulerTest, ExitFromUserThreadStopsEverything) {
 }
 
 TEST_F(SchedulerTest, SemaphoreWaitPost) {
-  Runtime rt(cfg_);
+  Runtime rt(cfg_, open_api);
   EXPECT_EQ(0, run_script(rt, R"(
     local sema = require("ngx.semaphore").new(0)
     local log = {}
@@ -371,7 +372,7 @@ TEST(SchedulerDeathTest, DeadlockEndsRunWithStatusOne) {
       {
         alarm(5);
         Config cfg;
-        Runtime rt(cfg);
+        Runtime rt(cfg, open_api);
         int st = run_script(rt, R"(
           local C = require "cosocket.private"
           C.park()   -- nobody will ever wake it, no timeout
@@ -388,7 +389,7 @@ TEST(SchedulerDeathTest, DeadlockOfParentWaitingOnParkedChild) {
       {
         alarm(5);
         Config cfg;
-        Runtime rt(cfg);
+        Runtime rt(cfg, open_api);
         int st = run_script(rt, R"(
           local C = require "cosocket.private"
           local t = ngx.thread.spawn(function() C.park() end)

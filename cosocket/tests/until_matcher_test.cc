@@ -8,7 +8,7 @@
 
 #include <gtest/gtest.h>
 
-#include "until_matcher.h"
+#include "net/until_matcher.h"
 
 namespace cosocket {
 namespace {

@@ -1,4 +1,4 @@
-#include "workers.h"
+#include "cli/workers.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -13,8 +13,9 @@
 #include <unistd.h>
 #include <vector>
 
-#include "ngx_util.h"
-#include "runtime.h"
+#include "runtime/log.h"
+#include "runtime/output.h"
+#include "runtime/runtime.h"
 
 namespace cosocket {
 

@@ -1,4 +1,4 @@
-#include "io_reg.h"
+#include "loop/io_reg.h"
 
 #include <event2/event.h>
 

@@ -12,8 +12,8 @@
 #include <string>
 #include <unordered_map>
 
-#include "io_reg.h"
-#include "tls_ptr.h"
+#include "loop/io_reg.h"
+#include "net/tls_ptr.h"
 
 struct event;
 struct event_base;
@@ -93,5 +93,8 @@ class PoolSet {
   event_base* base_;
   std::unordered_map<std::string, std::unique_ptr<Pool>> pools_;
 };
+
+// The running runtime's pools (a runtime extension: they outlive its Lua state).
+PoolSet& pools();
 
 }  // namespace cosocket

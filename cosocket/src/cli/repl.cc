@@ -7,7 +7,7 @@
 // readline is uninstalled (the terminal is back in cooked mode) and stdin is not read.
 // When stdin is not a terminal, lines are read from it as they come, without prompts,
 // each run after the previous one's thread has ended.
-#include "repl.h"
+#include "cli/repl.h"
 
 #include <termios.h>
 #include <unistd.h>
@@ -25,9 +25,10 @@
 #include <readline/history.h>
 #include <readline/readline.h>
 
-#include "ngx_util.h"
-#include "runtime.h"
-#include "scheduler.h"
+#include "runtime/log.h"
+#include "runtime/output.h"
+#include "runtime/runtime.h"
+#include "runtime/scheduler.h"
 
 namespace cosocket {
 namespace {

@@ -10,10 +10,12 @@
 
 #include <unistd.h>
 
-#include "ngx_util.h"
-#include "repl.h"
-#include "runtime.h"
-#include "workers.h"
+#include "ngx/api.h"
+#include "runtime/log.h"
+#include "runtime/output.h"
+#include "cli/repl.h"
+#include "runtime/runtime.h"
+#include "cli/workers.h"
 
 namespace {
 
@@ -189,7 +191,7 @@ int main(int argc, char** argv) {
   if (const char* p = getenv("PWD")) cfg.prefix = std::string(p) + "/";
 
   auto run_script = [&](const cosocket::Config& c) -> int {
-    cosocket::Runtime rt(c);
+    cosocket::Runtime rt(c, cosocket::open_api);
     lua_State* L = rt.L();
     // arg, as the lua command sets it
     lua_createtable(L, argc - i, 2);

@@ -7,7 +7,7 @@
 //    "pcre_exec() failed: <code>" with PCRE2's (negative) code.
 //  * after an empty match, gmatch/gsub step over one whole character in UTF mode
 //    (OpenResty steps one byte and then fails with a bad-offset error).
-#include "ngx_re.h"
+#include "ngx/regex.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -27,7 +27,7 @@ extern "C" {
 #include <lua.h>
 }
 
-#include "ngx_util.h"
+#include "ngx/ngx_util.h"
 
 namespace cosocket {
 namespace {

@@ -1,4 +1,4 @@
-#include "clock.h"
+#include "loop/clock.h"
 
 #include <sys/time.h>
 #include <time.h>

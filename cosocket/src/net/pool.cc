@@ -1,9 +1,11 @@
-#include "pool.h"
+#include "net/pool.h"
 
 #include <unistd.h>
 
 #include <event2/event.h>
 #include <openssl/err.h>
+
+#include "runtime/runtime.h"
 
 namespace cosocket {
 namespace {
@@ -120,5 +122,14 @@ Pool* PoolSet::get_or_create(const std::string& key, size_t size) {
   pools_[key] = std::move(p);
   return raw;
 }
+
+namespace {
+struct PoolsExt : Extension {
+  explicit PoolsExt(Runtime& rt) : set(rt.base()) {}
+  PoolSet set;
+};
+}  // namespace
+
+PoolSet& pools() { return runtime().ext<PoolsExt>().set; }
 
 }  // namespace cosocket

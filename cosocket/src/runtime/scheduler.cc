@@ -1,15 +1,20 @@
-#include "scheduler.h"
+#include "runtime/scheduler.h"
 
 #include <algorithm>
 
 #include <event2/event.h>
 
-#include "clock.h"
-#include "runtime.h"
+#include "loop/clock.h"
+#include "runtime/runtime.h"
 
 namespace cosocket {
 
 char kYieldSentinel;
+
+int yield_op(lua_State* L) {
+  lua_pushlightuserdata(L, &kYieldSentinel);
+  return lua_yield(L, 1);
+}
 
 Scheduler::Scheduler(lua_State* L, event_base* base)
     : L_(L), base_(base), post_ev_(event_new(base, -1, 0, &Scheduler::on_posted, this), event_free) {}

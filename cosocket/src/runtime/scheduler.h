@@ -21,6 +21,9 @@ namespace cosocket {
 // Light userdata that a C function yields to say "parked on an operation".
 extern char kYieldSentinel;
 
+// Yields the calling coroutine to the scheduler; use as `return yield_op(L);`
+int yield_op(lua_State* L);
+
 enum class ThreadKind : uint8_t { entry, user, timer };
 enum class ThreadState : uint8_t { ready, running, waiting, zombie, dead };
 

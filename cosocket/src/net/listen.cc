@@ -1,6 +1,6 @@
 // Servers: cosocket.listen (TCP / unix stream listening sockets, a light thread per
 // accepted connection) and cosocket.udp_bind (a bound UDP socket).
-#include "listen.h"
+#include "net/listen.h"
 
 #include <arpa/inet.h>
 #include <cerrno>
@@ -16,13 +16,14 @@
 
 #include <event2/event.h>
 
-#include "clock.h"
-#include "lua_util.h"
-#include "ngx_util.h"
-#include "resolver.h"
-#include "runtime.h"
-#include "sockets.h"
-#include "tls.h"
+#include "loop/clock.h"
+#include "runtime/lua_util.h"
+#include "runtime/log.h"
+#include "runtime/output.h"
+#include "net/resolver.h"
+#include "runtime/runtime.h"
+#include "net/sockets.h"
+#include "net/tls.h"
 
 namespace cosocket {
 

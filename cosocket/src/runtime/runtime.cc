@@ -1,4 +1,4 @@
-#include "runtime.h"
+#include "runtime/runtime.h"
 
 #include <csignal>
 #include <cstdio>
@@ -8,14 +8,13 @@
 #include <event2/dns.h>
 #include <event2/event.h>
 
-#include "clock.h"
-#include "pool.h"
+#include "loop/clock.h"
+#include "runtime/output.h"
 
 namespace cosocket {
 
 namespace {
 Runtime* g_runtime = nullptr;
-const char* const kLevelNames[] = {"stderr", "emerg", "alert", "crit", "error", "warn", "notice", "info", "debug"};
 }  // namespace
 
 Runtime& runtime() { return *g_runtime; }
@@ -57,20 +56,6 @@ void Timer::on_fire(int, short, void* arg) {
   fn();  // may destroy the Timer
 }
 
-void log_message(int level, const std::string& msg) {
-  if (level > log_level()) return;
-  flush_stdout();
-  char ts[32];
-  time_t now = time(nullptr);
-  tm lt{};
-  localtime_r(&now, &lt);
-  strftime(ts, sizeof ts, "%Y/%m/%d %H:%M:%S", &lt);
-  int l = level < 0 ? 0 : level > 8 ? 8 : level;
-  notify_output();
-  fprintf(stderr, "%s [%s] %d#0: %s\n", ts, kLevelNames[l], static_cast<int>(getpid()), msg.c_str());
-  fflush(stderr);
-}
-
 struct Runtime::PendingTimer {
   Runtime* rt = nullptr;
   bool every = false;
@@ -84,7 +69,7 @@ static void on_libevent_log(int severity, const char* msg) {
   log_message(severity == EVENT_LOG_ERR ? kErr : kInfo, std::string("libevent: ") + msg);
 }
 
-Runtime::Runtime(Config cfg)
+Runtime::Runtime(Config cfg, ApiInstaller install_api)
     : cfg_(std::move(cfg)), base_(event_base_new(), event_base_free), dns_(nullptr, [](evdns_base* d) {
         evdns_base_free(d, 1);
       }) {
@@ -104,14 +89,13 @@ Runtime::Runtime(Config cfg)
     fflush(stderr);
     request_exit(1);
   };
-  pools_ = std::make_unique<PoolSet>(base_.get());
   for (int sig : {SIGINT, SIGTERM}) {
     if (sig == SIGINT && !cfg_.sigint_shutdown) continue;  // the REPL handles it
     EventPtr ev(evsignal_new(base_.get(), sig, &Runtime::on_signal_cb, this), event_free);
     evsignal_add(ev.get(), nullptr);
     signals_.push_back(std::move(ev));
   }
-  open_api(L_);
+  install_api(L_);
 }
 
 Runtime::~Runtime() {
@@ -125,7 +109,7 @@ Runtime::~Runtime() {
   // cancelled name lookups free themselves in deferred callbacks: let those run
   for (int i = 0; i < 3; ++i) event_base_loop(base_.get(), EVLOOP_NONBLOCK);
   sched_.reset();
-  pools_.reset();
+  while (!exts_.empty()) exts_.pop_back();  // the last made goes first
   signals_.clear();
   grace_.reset();
   dns_.reset();

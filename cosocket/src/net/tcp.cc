@@ -11,18 +11,18 @@
 #include <event2/event.h>
 #include <openssl/err.h>
 
-#include "buffer.h"
-#include "clock.h"
-#include "epoll_tap.h"
-#include "io_reg.h"
-#include "lazy_timer.h"
-#include "lua_util.h"
-#include "pool.h"
-#include "resolver.h"
-#include "runtime.h"
-#include "sockets.h"
-#include "tls.h"
-#include "until_matcher.h"
+#include "net/buffer.h"
+#include "loop/clock.h"
+#include "loop/epoll_tap.h"
+#include "loop/io_reg.h"
+#include "loop/lazy_timer.h"
+#include "runtime/lua_util.h"
+#include "net/pool.h"
+#include "net/resolver.h"
+#include "runtime/runtime.h"
+#include "net/sockets.h"
+#include "net/tls.h"
+#include "net/until_matcher.h"
 
 namespace cosocket {
 
@@ -1121,9 +1121,9 @@ int l_connect(lua_State* L) {
   if (!perr.empty()) return push_err(L, perr.c_str());
   s->host = host;
   s->port = port;
-  PoolSet& pools = runtime().pools();
-  Pool* pool = pools.find(key);
-  if (!pool && (has_size || has_backlog)) pool = pools.get_or_create(key, has_size ? pool_size : runtime().cfg().pool_size);
+  PoolSet& pool_set = pools();
+  Pool* pool = pool_set.find(key);
+  if (!pool && (has_size || has_backlog)) pool = pool_set.get_or_create(key, has_size ? pool_size : runtime().cfg().pool_size);
   if (pool) {
     PooledConn conn = pool->take();
     if (conn.fd >= 0) {
@@ -1384,7 +1384,7 @@ int l_setkeepalive(lua_State* L) {
   if (n >= 3 && !lua_isnil(L, 3)) {
     lua_Integer sz = luaL_checkinteger(L, 3);
     // the size only matters when the pool is created; an existing pool keeps its own
-    if (sz <= 0 && !runtime().pools().find(s->key))
+    if (sz <= 0 && !pools().find(s->key))
       return luaL_argerror(L, 3, lua_pushfstring(L, "bad \"pool_size\" option value: %d", static_cast<int>(sz)));
     size = static_cast<long>(sz);
   }
@@ -1418,7 +1418,7 @@ int l_setkeepalive(lua_State* L) {
     }
     if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) return push_err(L, "closed");
   }
-  Pool* pool = runtime().pools().get_or_create(s->key, static_cast<size_t>(size));
+  Pool* pool = pools().get_or_create(s->key, static_cast<size_t>(size));
   if (s->pool != pool) {
     if (s->pool) s->pool->closed();
     pool->opened();

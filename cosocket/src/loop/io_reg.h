@@ -8,7 +8,7 @@
 // (setkeepalive, connect) makes no timer call when the last one is still armed.
 #include <memory>
 
-#include "lazy_timer.h"
+#include "loop/lazy_timer.h"
 
 struct event;
 struct event_base;

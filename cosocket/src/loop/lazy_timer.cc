@@ -1,8 +1,8 @@
-#include "lazy_timer.h"
+#include "loop/lazy_timer.h"
 
 #include <event2/event.h>
 
-#include "clock.h"
+#include "loop/clock.h"
 
 namespace cosocket {
 

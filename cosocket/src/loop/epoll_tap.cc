@@ -1,4 +1,4 @@
-#include "epoll_tap.h"
+#include "loop/epoll_tap.h"
 
 #include <cstddef>
 #include <cstdint>

@@ -3,9 +3,8 @@
 // Behaviour (including error strings) was checked against lua-nginx-module 0.10.23 +
 // lua-resty-core through /work/shared/tools/openresty-run; the unit tests in
 // tests/ngx_util_test.cc record the oracle's answers.
-#include "ngx_util.h"
+#include "ngx/ngx_util.h"
 
-#include <poll.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -25,7 +24,9 @@ extern "C" {
 #include <lua.h>
 }
 
-#include "clock.h"
+#include "loop/clock.h"
+#include "runtime/log.h"
+#include "runtime/output.h"
 
 namespace cosocket {
 namespace {
@@ -33,38 +34,7 @@ namespace {
 // ---------------------------------------------------------------------------
 // stdout buffer shared by ngx.say, ngx.print and print.
 
-constexpr size_t kFlushThreshold = 64 * 1024;
 constexpr int kMaxNesting = 100;  // ngx.say of nested tables; guards self-references
-
-std::string& out_buffer() {
-  static std::string buf;
-  return buf;
-}
-
-int g_log_level = kNotice;
-
-void write_all(int fd, const char* data, size_t len) {
-  while (len > 0) {
-    ssize_t n = ::write(fd, data, len);
-    if (n > 0) {
-      data += n;
-      len -= static_cast<size_t>(n);
-    } else if (n < 0 && errno == EINTR) {
-      continue;
-    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      struct pollfd p = {fd, POLLOUT, 0};
-      ::poll(&p, 1, -1);
-    } else {
-      return;  // EPIPE and friends: nowhere to report, drop the output
-    }
-  }
-}
-
-void out_append(const char* data, size_t len) {
-  std::string& buf = out_buffer();
-  buf.append(data, len);
-  if (buf.size() >= kFlushThreshold) flush_stdout();
-}
 
 int abs_index(lua_State* L, int idx) {
   return (idx < 0 && idx > LUA_REGISTRYINDEX) ? lua_gettop(L) + idx + 1 : idx;
@@ -209,7 +179,7 @@ int echo(lua_State* L, bool newline) {
   std::string& buf = out_buffer();
   for (int i = 1; i <= n; ++i) echo_append(L, i, &buf);
   if (newline) buf.push_back('\n');
-  if (buf.size() >= kFlushThreshold) flush_stdout();
+  flush_if_full();
   lua_pushinteger(L, 1);
   return 1;
 }
@@ -254,7 +224,7 @@ int l_ngx_log(lua_State* L) {
   if (level < kStderr || level > kDebug) {
     return luaL_argerror(L, 1, lua_pushfstring(L, "bad log level: %d", level));
   }
-  if (level > g_log_level) return 0;
+  if (level > log_level()) return 0;
   lua_remove(L, 1);  // message arguments are numbered from 1 in errors, as ngx_lua does
 
   int n = lua_gettop(L);
@@ -1097,28 +1067,6 @@ const char* const kLevelConstants[] = {"STDERR", "EMERG",  "ALERT", "CRIT", "ERR
                                        "WARN",   "NOTICE", "INFO",  "DEBUG"};
 
 }  // namespace
-
-void set_log_level(int level) { g_log_level = level; }
-
-int log_level() { return g_log_level; }
-
-namespace {
-void (*g_output_hook)() = nullptr;
-}  // namespace
-
-void set_output_hook(void (*hook)()) { g_output_hook = hook; }
-
-void notify_output() {
-  if (g_output_hook) g_output_hook();
-}
-
-void flush_stdout() {
-  std::string& buf = out_buffer();
-  if (buf.empty()) return;
-  notify_output();
-  write_all(STDOUT_FILENO, buf.data(), buf.size());
-  buf.clear();
-}
 
 const char* push_tostring(lua_State* L, int idx, size_t* len) {
   idx = abs_index(L, idx);

@@ -8,25 +8,22 @@
 
 #include <event2/event.h>
 
-#include "clock.h"
-#include "embedded_lua.h"
-#include "listen.h"
-#include "ngx_re.h"
-#include "ngx_util.h"
-#include "runtime.h"
-#include "sockets.h"
-#include "tls.h"
+#include "loop/clock.h"
+#include "ngx/api.h"
+#include "ngx/embedded_lua.h"
+#include "net/listen.h"
+#include "ngx/regex.h"
+#include "runtime/output.h"
+#include "ngx/ngx_util.h"
+#include "runtime/runtime.h"
+#include "net/sockets.h"
+#include "net/tls.h"
 
 #ifndef COSOCKET_VERSION
 #define COSOCKET_VERSION "0.0.0"
 #endif
 
 namespace cosocket {
-
-int yield_op(lua_State* L) {
-  lua_pushlightuserdata(L, &kYieldSentinel);
-  return lua_yield(L, 1);
-}
 
 namespace {
 

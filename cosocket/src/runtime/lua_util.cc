@@ -1,4 +1,4 @@
-#include "lua_util.h"
+#include "runtime/lua_util.h"
 
 #include <array>
 #include <cmath>

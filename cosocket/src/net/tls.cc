@@ -1,5 +1,5 @@
 // TLS pieces shared by the TCP cosocket and the listening sockets.
-#include "tls.h"
+#include "net/tls.h"
 
 #include <arpa/inet.h>
 #include <cstring>
@@ -9,7 +9,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
-#include "runtime.h"
+#include "runtime/runtime.h"
 
 namespace cosocket {
 

@@ -1,4 +1,4 @@
-#include "buffer.h"
+#include "net/buffer.h"
 
 #include <cstring>
 #include <sys/socket.h>

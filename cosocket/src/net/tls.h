@@ -9,7 +9,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
-#include "tls_ptr.h"
+#include "net/tls_ptr.h"
 
 namespace cosocket {
 

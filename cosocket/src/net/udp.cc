@@ -7,11 +7,11 @@
 
 #include <event2/event.h>
 
-#include "clock.h"
-#include "lua_util.h"
-#include "resolver.h"
-#include "runtime.h"
-#include "sockets.h"
+#include "loop/clock.h"
+#include "runtime/lua_util.h"
+#include "net/resolver.h"
+#include "runtime/runtime.h"
+#include "net/sockets.h"
 
 namespace cosocket {
 

@@ -1,4 +1,4 @@
-#include "until_matcher.h"
+#include "net/until_matcher.h"
 
 #include <cstring>
 

@@ -5,13 +5,14 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <lua.hpp>
 #include <sys/time.h>
 
-#include "ngx_util.h"
-#include "scheduler.h"
+#include "runtime/log.h"
+#include "runtime/scheduler.h"
 
 struct event;
 struct event_base;
@@ -19,7 +20,17 @@ struct evdns_base;
 
 namespace cosocket {
 
-class PoolSet;
+// State that a layer above the runtime keeps per runtime (the sockets' connection
+// pools): made on first use by Runtime::ext<T>(), destroyed with the runtime after the
+// Lua state is closed, so that what is collected at exit still finds it.
+class Extension {
+ public:
+  virtual ~Extension() = default;
+};
+
+// Fills a new Lua state with the API (ngx/api.h's open_api): the runtime is made by the
+// layer that knows the API, and does not depend on it.
+using ApiInstaller = void (*)(lua_State* L);
 
 struct Config {
   int connect_timeout_ms = 60000;
@@ -65,11 +76,9 @@ class Timer {
   std::function<void()> fn_;
 };
 
-void log_message(int level, const std::string& msg);
-
 class Runtime {
  public:
-  explicit Runtime(Config cfg);
+  Runtime(Config cfg, ApiInstaller install_api);
   ~Runtime();
   Runtime(const Runtime&) = delete;
   Runtime& operator=(const Runtime&) = delete;
@@ -82,7 +91,16 @@ class Runtime {
   event_base* base() const { return base_.get(); }
   evdns_base* dns();
   Scheduler& sched() { return *sched_; }
-  PoolSet& pools() { return *pools_; }
+  // The extension of type T (derived from Extension, constructible from Runtime&),
+  // made on first use. A linear scan: a runtime has one or two.
+  template <class T>
+  T& ext() {
+    static const char tag = 0;  // one per T
+    for (auto& e : exts_)
+      if (e.first == &tag) return static_cast<T&>(*e.second);
+    exts_.emplace_back(&tag, std::make_unique<T>(*this));
+    return static_cast<T&>(*exts_.back().second);
+  }
   const Config& cfg() const { return cfg_; }
   Config& cfg() { return cfg_; }
 
@@ -119,7 +137,7 @@ class Runtime {
   std::unique_ptr<evdns_base, void (*)(evdns_base*)> dns_;
   lua_State* L_ = nullptr;
   std::unique_ptr<Scheduler> sched_;
-  std::unique_ptr<PoolSet> pools_;
+  std::vector<std::pair<const void*, std::unique_ptr<Extension>>> exts_;
   std::vector<EventPtr> signals_;
   EventPtr grace_{nullptr, event_free_fn};
   std::unordered_map<PendingTimer*, std::unique_ptr<PendingTimer>> timers_;
@@ -139,9 +157,5 @@ class Runtime {
 // The process's runtime (set while one exists).
 Runtime& runtime();
 
-// Installs the ngx table, package paths, the prelude; called by the Runtime.
-void open_api(lua_State* L);
-// Yields the calling coroutine to the scheduler; use as `return yield_op(L);`
-int yield_op(lua_State* L);
 
 }  // namespace cosocket

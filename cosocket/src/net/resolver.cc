@@ -1,4 +1,4 @@
-#include "resolver.h"
+#include "net/resolver.h"
 
 #include <arpa/inet.h>
 #include <cctype>
@@ -14,7 +14,7 @@
 #include <event2/event.h>
 #include <event2/util.h>
 
-#include "runtime.h"
+#include "runtime/runtime.h"
 
 namespace cosocket {
 
