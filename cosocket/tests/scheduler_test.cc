@@ -259,8 +259,8 @@ TEST_F(SchedulerTest, TimersRunAfterTheirDelayWithArguments) {
   EXPECT_STREQ("entry-done,t0:false,t10:false,t30:false", lua_tostring(L, -1));
   lua_pop(L, 3);
   EXPECT_EQ("3", global_string(rt, "pending"));
-  EXPECT_EQ(0, rt.pending_timers());
-  EXPECT_EQ(0, rt.running_timers());
+  EXPECT_EQ(0, rt.timers().pending());
+  EXPECT_EQ(0, rt.timers().running());
 }
 
 TEST_F(SchedulerTest, TimerEveryUntilExit) {
@@ -302,7 +302,7 @@ TEST_F(SchedulerTest, SigtermRunsPendingTimersPrematurely) {
   EXPECT_EQ(0, st);
   EXPECT_EQ("true", global_string(rt, "prem")) << "a 30 s timer runs at once, premature, on SIGTERM";
   EXPECT_EQ("true", global_string(rt, "exiting"));
-  EXPECT_EQ(0, rt.pending_timers());
+  EXPECT_EQ(0, rt.timers().pending());
 }
 
 TEST_F(SchedulerTest, SigtermShutdownTimeoutGivesStatus128PlusSignal) {

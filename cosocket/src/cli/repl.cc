@@ -201,7 +201,7 @@ int Repl::run(int nargs) {
     if (rt_.exiting()) {
       // SIGTERM: no more input; the runtime's graceful shutdown runs its course
       stop_input();
-      if (sched.alive() == 0 && rt_.pending_timers() == 0) break;
+      if (sched.alive() == 0 && rt_.timers().pending() == 0) break;
     } else {
       if (state_ == State::running && line_done_) {
         line_done_ = false;

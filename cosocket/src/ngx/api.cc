@@ -131,14 +131,14 @@ int l_exit(lua_State* L) {
   return yield_op(L);
 }
 
-int l_timer_at(lua_State* L) { return runtime().timer_at(L, false); }
-int l_timer_every(lua_State* L) { return runtime().timer_at(L, true); }
+int l_timer_at(lua_State* L) { return runtime().timers().create(L, false); }
+int l_timer_every(lua_State* L) { return runtime().timers().create(L, true); }
 int l_timer_running(lua_State* L) {
-  lua_pushinteger(L, runtime().running_timers());
+  lua_pushinteger(L, runtime().timers().running());
   return 1;
 }
 int l_timer_pending(lua_State* L) {
-  lua_pushinteger(L, runtime().pending_timers());
+  lua_pushinteger(L, runtime().timers().pending());
   return 1;
 }
 

@@ -10,6 +10,7 @@
 
 #include "loop/clock.h"
 #include "runtime/output.h"
+#include "runtime/timers.h"
 
 namespace cosocket {
 
@@ -56,14 +57,6 @@ void Timer::on_fire(int, short, void* arg) {
   fn();  // may destroy the Timer
 }
 
-struct Runtime::PendingTimer {
-  Runtime* rt = nullptr;
-  bool every = false;
-  long delay_ms = 0;
-  int args_ref = LUA_NOREF;  // {f, a1..an, n = count of a's}
-  EventPtr ev{nullptr, event_free};
-};
-
 // libevent's own messages (e.g. "Nameserver ... has failed") go through our log
 static void on_libevent_log(int severity, const char* msg) {
   log_message(severity == EVENT_LOG_ERR ? kErr : kInfo, std::string("libevent: ") + msg);
@@ -83,6 +76,7 @@ Runtime::Runtime(Config cfg, ApiInstaller install_api)
   sched_ = std::make_unique<Scheduler>(L_, base_.get());
   sched_->init_dead_table();
   sched_->on_idle = [this] { check_done(); };
+  timers_ = std::make_unique<Timers>(*this);
   sched_->on_entry_error = [this](const std::string& tb) {
     flush_stdout();
     fprintf(stderr, "%s\n", tb.c_str());
@@ -100,7 +94,7 @@ Runtime::Runtime(Config cfg, ApiInstaller install_api)
 
 Runtime::~Runtime() {
   flush_stdout();
-  timers_.clear();
+  timers_->clear();
   holds_.clear();
   closing_ = true;
   sched_->stopping = true;
@@ -147,7 +141,7 @@ void Runtime::request_exit(int status) {
 }
 
 void Runtime::check_done() {
-  if (sched_->alive() == 0 && pending_timers_ == 0 && holds_.empty()) event_base_loopbreak(base_.get());
+  if (sched_->alive() == 0 && timers_->pending() == 0 && holds_.empty()) event_base_loopbreak(base_.get());
 }
 
 uint64_t Runtime::hold(std::function<void()> stop) {
@@ -163,7 +157,7 @@ void Runtime::unhold(uint64_t id) {
 int Runtime::run(int nargs) {
   LuaThread* t = sched_->create(L_, nargs, ThreadKind::entry, 0);
   sched_->post(t, nargs);
-  while (!exit_requested_ && (sched_->alive() > 0 || pending_timers_ > 0 || !holds_.empty())) {
+  while (!exit_requested_ && (sched_->alive() > 0 || timers_->pending() > 0 || !holds_.empty())) {
     // the signal watchers stay added for good: anything beyond them can still wake a thread
     int events = event_base_get_num_events(base_.get(), EVENT_BASE_COUNT_ADDED | EVENT_BASE_COUNT_ACTIVE);
     if (events <= static_cast<int>(signals_.size()) || event_base_loop(base_.get(), EVLOOP_ONCE) == 1) {
@@ -195,10 +189,7 @@ void Runtime::on_signal(int sig) {
   exiting_ = true;
   signal_ = sig;
   log_message(kNotice, std::string("signal ") + std::to_string(sig) + " received, exiting");
-  // every pending timer runs now with premature = true
-  std::vector<PendingTimer*> pending;
-  for (auto& kv : timers_) pending.push_back(kv.first);
-  for (PendingTimer* pt : pending) fire_timer(pt, true);
+  timers_->fire_all_premature();
   // listening servers stop accepting (their running handlers carry on)
   std::vector<uint64_t> held;
   for (auto& kv : holds_) held.push_back(kv.first);
@@ -212,88 +203,6 @@ void Runtime::on_signal(int sig) {
   timeval tv{cfg_.shutdown_timeout_ms / 1000, (cfg_.shutdown_timeout_ms % 1000) * 1000};
   evtimer_add(grace_.get(), &tv);
   check_done();
-}
-
-// ---- ngx.timer.at / every ------------------------------------------------------
-
-static void on_timer_cb(int, short, void* arg);
-
-int Runtime::timer_at(lua_State* L, bool every) {
-  if (lua_gettop(L) < 2) return luaL_error(L, "expecting at least 2 arguments but got %d", lua_gettop(L));
-  double delay = luaL_checknumber(L, 1);
-  if (delay < 0) return luaL_error(L, "bad delay");
-  if (every && delay == 0) return luaL_error(L, "delay cannot be zero");
-  luaL_argcheck(L, lua_isfunction(L, 2) && !lua_iscfunction(L, 2), 2, "Lua function expected");
-  if (exiting_ && (every || delay > 0)) {
-    lua_pushnil(L);
-    lua_pushliteral(L, "process exiting");
-    return 2;
-  }
-  if (pending_timers_ >= cfg_.max_pending_timers) {
-    lua_pushnil(L);
-    lua_pushliteral(L, "too many pending timers");
-    return 2;
-  }
-  int n = lua_gettop(L);
-  lua_createtable(L, n - 1, 1);
-  for (int i = 2; i <= n; ++i) {
-    lua_pushvalue(L, i);
-    lua_rawseti(L, -2, i - 1);
-  }
-  lua_pushinteger(L, n - 2);
-  lua_setfield(L, -2, "n");
-  auto pt = std::make_unique<PendingTimer>();
-  pt->rt = this;
-  pt->every = every;
-  pt->delay_ms = static_cast<long>(delay * 1000 + 0.5);
-  pt->args_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  pt->ev = make_timer(base_.get(), &on_timer_cb, pt.get());
-  evtimer_add(pt->ev.get(), timeout_for(pt->delay_ms));
-  PendingTimer* raw = pt.get();
-  timers_[raw] = std::move(pt);
-  ++pending_timers_;
-  lua_pushinteger(L, 1);
-  return 1;
-}
-
-static void on_timer_cb(int, short, void* arg) {
-  clock_update();
-  auto* pt = static_cast<Runtime::PendingTimer*>(arg);
-  pt->rt->fire_timer(pt, false);
-}
-
-void Runtime::fire_timer(PendingTimer* pt, bool premature) {
-  bool keep = pt->every && !premature && !exiting_;
-  // start the callback's thread: f(premature, args...)
-  lua_rawgeti(L_, LUA_REGISTRYINDEX, pt->args_ref);
-  int tbl = lua_gettop(L_);
-  lua_getfield(L_, tbl, "n");
-  int n = static_cast<int>(lua_tointeger(L_, -1));
-  lua_pop(L_, 1);
-  bool run = running_timers_ < cfg_.max_running_timers;
-  if (run) {
-    luaL_checkstack(L_, n + 3, "too many timer arguments");
-    lua_rawgeti(L_, tbl, 1);
-    lua_pushboolean(L_, premature);
-    for (int i = 1; i <= n; ++i) lua_rawgeti(L_, tbl, i + 1);
-  }
-  lua_remove(L_, tbl);
-  if (keep) {
-    evtimer_add(pt->ev.get(), timeout_for(pt->delay_ms));
-  } else {
-    --pending_timers_;
-    luaL_unref(L_, LUA_REGISTRYINDEX, pt->args_ref);
-    timers_.erase(pt);  // pt is gone
-  }
-  if (!run) {
-    log_message(kAlert, std::to_string(cfg_.max_running_timers) + " lua_max_running_timers are not enough");
-    check_done();
-    return;
-  }
-  LuaThread* t = sched_->create(L_, n + 1, ThreadKind::timer, 0);
-  ++running_timers_;
-  t->set_on_finish([this] { --running_timers_; });
-  sched_->post(t, n + 1);
 }
 
 }  // namespace cosocket

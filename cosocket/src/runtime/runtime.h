@@ -13,6 +13,7 @@
 
 #include "runtime/log.h"
 #include "runtime/scheduler.h"
+#include "runtime/timers.h"
 
 struct event;
 struct event_base;
@@ -112,14 +113,13 @@ class Runtime {
   bool exit_requested() const { return exit_requested_; }
   int exit_status() const { return exit_status_; }
 
-  // timers (ngx.timer.at/every)
-  int timer_at(lua_State* L, bool every);
+  // ngx.timer.at/every
+  Timers& timers() { return *timers_; }
   // a timeval for evtimer_add that keeps equal durations in FIFO order
   const timeval* timeout_for(long ms);
-  int pending_timers() const { return pending_timers_; }
-  int running_timers() const { return running_timers_; }
-  struct PendingTimer;
-  void fire_timer(PendingTimer* pt, bool premature);
+
+  // Called when something that keeps the process running may have ended.
+  void check_done();
 
   // Things that keep the process running while they exist (listening servers). `stop`
   // is called on SIGINT/SIGTERM (it may call unhold); unhold drops the hold.
@@ -127,7 +127,6 @@ class Runtime {
   void unhold(uint64_t id);
 
  private:
-  void check_done();
   void on_signal(int sig);
   static void on_signal_cb(int sig, short, void* arg);
   static void on_grace_cb(int, short, void* arg);
@@ -140,11 +139,9 @@ class Runtime {
   std::vector<std::pair<const void*, std::unique_ptr<Extension>>> exts_;
   std::vector<EventPtr> signals_;
   EventPtr grace_{nullptr, event_free_fn};
-  std::unordered_map<PendingTimer*, std::unique_ptr<PendingTimer>> timers_;
-  int pending_timers_ = 0;
+  std::unique_ptr<Timers> timers_;
   std::unordered_map<uint64_t, std::function<void()>> holds_;
   uint64_t next_hold_ = 1;
-  int running_timers_ = 0;
   bool exiting_ = false;
   bool closing_ = false;
   bool exit_requested_ = false;
