@@ -86,11 +86,20 @@ void Timers::fire(Pending* pt, bool premature) {
   int n = static_cast<int>(lua_tointeger(L, -1));
   lua_pop(L, 1);
   bool run = running_ < rt_.cfg().max_running_timers;
+  std::string refused;
   if (run) {
     luaL_checkstack(L, n + 3, "too many timer arguments");
     lua_rawgeti(L, tbl, 1);
     lua_pushboolean(L, premature);
     for (int i = 1; i <= n; ++i) lua_rawgeti(L, tbl, i + 1);
+  } else {
+    // lua-nginx-module's alert names the callback by where it was defined
+    lua_Debug ar;
+    lua_rawgeti(L, tbl, 1);
+    lua_getinfo(L, ">S", &ar);
+    refused = std::string("lua failed to run timer with function defined at ") + ar.source + ":" +
+              std::to_string(ar.linedefined) + ": " + std::to_string(rt_.cfg().max_running_timers) +
+              " lua_max_running_timers are not enough";
   }
   lua_remove(L, tbl);
   if (keep) {
@@ -101,15 +110,18 @@ void Timers::fire(Pending* pt, bool premature) {
     pending_timers_.erase(pt);  // pt is gone
   }
   if (!run) {
-    log_message(kAlert, std::to_string(rt_.cfg().max_running_timers) + " lua_max_running_timers are not enough");
+    log_message(kAlert, refused);
     rt_.check_done();
     return;
   }
+  // The callback runs now, as nginx runs it from its timer handler: one that returns at
+  // once is no longer running when the next timer of the same turn fires (posting them
+  // all first counted every one of a burst as running, and dropped what passed the limit).
   Scheduler& sched = rt_.sched();
   LuaThread* t = sched.create(L, n + 1, ThreadKind::timer, 0);
   ++running_;
   t->set_on_finish([this] { --running_; });
-  sched.post(t, n + 1);
+  sched.resume(t, n + 1);
 }
 
 }  // namespace cosocket
