@@ -400,3 +400,90 @@ ngx.say("woke ", tostring(spins > 10), " ", tostring(fired))
 ''', timeout=10)
     assert r.rc == 0, r.describe()
     assert r.out.strip() == "woke true true"
+
+
+# --------------------------------------------------------------------------
+# what ended light threads hold (docs/lifetimes.md)
+
+FD_HELPERS = r'''
+local function nfds()
+  local n, f = 0, io.popen("ls /proc/" .. ngx.worker.pid() .. "/fd")
+  for _ in f:lines() do n = n + 1 end
+  f:close()
+  return n - 1  -- less the pipe from ls
+end
+local function settle()
+  collectgarbage("restart")
+  collectgarbage() collectgarbage()
+  ngx.sleep(0.05)
+end
+-- a server that holds each connection until the client closes it
+local srv = assert(require("cosocket").listen{ host = "127.0.0.1", port = 0, handler = function(s)
+  s:settimeout(10000) s:receive()
+end })
+local port = srv:port()
+'''
+
+
+def test_sockets_of_errored_threads_are_closed_when_collected(run_lua):
+    # 100 light threads connect and fail; nobody keeps them: once collected, every
+    # descriptor is back (both ends: the server's handler sees the client close). The
+    # dead coroutines kept their frames, and with them the sockets, for the life of the
+    # script (cosocket's improvement: resty-cli keeps them until its timer ends).
+    r = run_lua(FD_HELPERS + r'''
+settle()
+local before = nfds()
+collectgarbage("stop")
+for i = 1, 100 do
+  ngx.thread.spawn(function()
+    local s = ngx.socket.tcp()
+    assert(s:connect("127.0.0.1", port))
+    error("boom " .. i)
+  end)
+end
+ngx.sleep(0.05)
+local during = nfds()
+settle()
+ngx.say("grew while alive: ", during - before >= 100, "; after gc: ", nfds() - before)
+srv:close()
+''', timeout=20)
+    assert r.rc == 0, r.describe()
+    assert lines(r.out) == ["grew while alive: true; after gc: 0"]
+    assert r.err.count("lua user thread aborted: runtime error:") == 100, r.err
+
+
+def test_zombies_the_parent_keeps_can_still_be_waited_after_gc(run_lua_ok):
+    # the weakly held zombie stays as long as its coroutine is reachable: results (and
+    # a table error value) survive collections
+    out = run_lua_ok(r'''
+local ok_t = ngx.thread.spawn(function() return "r1", { 42 } end)
+local err_t = ngx.thread.spawn(function() error({ code = 7 }) end)
+collectgarbage() collectgarbage()
+ngx.sleep(0.01)
+collectgarbage()
+local ok, a, b = ngx.thread.wait(ok_t)
+ngx.say(tostring(ok), " ", a, " ", b[1])
+local ok2, e = ngx.thread.wait(err_t)
+ngx.say(tostring(ok2), " ", type(e), " ", e.code)
+ngx.say(ngx.thread.wait(err_t))
+ngx.say(ngx.thread.kill(ok_t))
+''')
+    assert lines(out) == ["true r1 42", "false table 7", "nilalready waited or killed",
+                          "nilalready waited or killed"]
+
+
+def test_unwaited_zombies_are_freed_when_collected(run_lua_ok):
+    # 20,000 threads that end unwaited and unreferenced: their records and results go
+    # with the garbage collector instead of piling up until the main chunk ends
+    out = run_lua_ok(r'''
+local big = string.rep("x", 1000)
+collectgarbage() collectgarbage()
+local base = collectgarbage("count")
+for i = 1, 20000 do
+  ngx.thread.spawn(function() return big .. i end)
+end
+collectgarbage() collectgarbage() collectgarbage()
+local grown = collectgarbage("count") - base
+ngx.say(grown < 4000 and "freed" or ("kept " .. grown .. " KB"))
+''', timeout=30)
+    assert lines(out) == ["freed"]

@@ -58,9 +58,55 @@ LuaThread* Scheduler::find(uint64_t id) const {
   return t && t->id == id ? t : nullptr;
 }
 
-LuaThread* Scheduler::find(lua_State* co) const {
+LuaThread* Scheduler::find(lua_State* co) {
   auto it = by_co_.find(co);
-  return it == by_co_.end() ? nullptr : find(it->second);
+  if (it != by_co_.end()) return find(it->second);
+  return weak_zombies_ ? find_zombie(co) : nullptr;
+}
+
+namespace {
+struct ZombieGuard {
+  Scheduler* sched;
+  uint64_t id;
+};
+}  // namespace
+
+LuaThread* Scheduler::find_zombie(lua_State* co) {
+  lua_rawgeti(L_, LUA_REGISTRYINDEX, zombies_ref_);
+  lua_pushthread(co);
+  lua_xmove(co, L_, 1);
+  lua_rawget(L_, -2);
+  auto* g = static_cast<ZombieGuard*>(lua_touserdata(L_, -1));
+  LuaThread* t = g ? find(g->id) : nullptr;
+  lua_pop(L_, 2);
+  return t;
+}
+
+void Scheduler::hold_weakly(LuaThread* t) {
+  lua_rawgeti(L_, LUA_REGISTRYINDEX, zombies_ref_);
+  lua_rawgeti(L_, LUA_REGISTRYINDEX, t->ref);  // the coroutine: the key
+  auto* g = static_cast<ZombieGuard*>(lua_newuserdata(L_, sizeof(ZombieGuard)));
+  g->sched = this;
+  g->id = t->id;
+  lua_rawgeti(L_, LUA_REGISTRYINDEX, guard_mt_ref_);
+  lua_setmetatable(L_, -2);
+  lua_rawset(L_, -3);
+  lua_pop(L_, 1);
+  luaL_unref(L_, LUA_REGISTRYINDEX, t->ref);
+  t->ref = LUA_NOREF;
+  by_co_.erase(t->co);
+  ++weak_zombies_;
+}
+
+// The guard of a collected zombie (its coroutine went with the same collection, or an
+// earlier one): frees the record if nobody released it since.
+int Scheduler::on_zombie_gc(lua_State* L) {
+  auto* g = static_cast<ZombieGuard*>(lua_touserdata(L, 1));
+  Scheduler* s = g->sched;
+  if (s->stopping) return 0;  // the runtime is closing: the scheduler frees the rest
+  LuaThread* t = s->find(g->id);
+  if (t && t->state == ThreadState::zombie && t->ref == LUA_NOREF) s->release(t, false);
+  return 0;
 }
 
 void Scheduler::suspend(LuaThread* t, std::function<void()> cancel) {
@@ -182,6 +228,7 @@ void Scheduler::finish(LuaThread* t, bool ok) {
       t->results_ref = push_results_table(co, L_, 1, lua_gettop(co));
       lua_settop(co, 0);
       t->state = ThreadState::zombie;
+      hold_weakly(t);
       return;
     }
   }
@@ -194,18 +241,32 @@ void Scheduler::orphan_children(LuaThread* t) {
   if (!t->family) return;
   for (uint64_t cid : t->family->children) {
     if (LuaThread* c = find(cid)) {
-      if (c->state == ThreadState::zombie) release(c);
+      if (c->state == ThreadState::zombie) release(c, c->ref != LUA_NOREF);
       else c->parent = 0;
     }
   }
   t->family->children.clear();
 }
 
-void Scheduler::release(LuaThread* t) {
-  if (t->kind == ThreadKind::user) mark_dead(t->co);
-  luaL_unref(L_, LUA_REGISTRYINDEX, t->ref);
+void Scheduler::release(LuaThread* t, bool co_alive) {
+  if (t->ref == LUA_NOREF) {  // a weakly held zombie
+    --weak_zombies_;
+    if (co_alive) {
+      mark_dead(t->co);
+      // its guard goes with the entry (and finds no record when collected)
+      lua_rawgeti(L_, LUA_REGISTRYINDEX, zombies_ref_);
+      lua_pushthread(t->co);
+      lua_xmove(t->co, L_, 1);
+      lua_pushnil(L_);
+      lua_rawset(L_, -3);
+      lua_pop(L_, 1);
+    }
+  } else {
+    if (t->kind == ThreadKind::user) mark_dead(t->co);
+    luaL_unref(L_, LUA_REGISTRYINDEX, t->ref);
+    by_co_.erase(t->co);
+  }
   luaL_unref(L_, LUA_REGISTRYINDEX, t->results_ref);
-  by_co_.erase(t->co);
   uint32_t slot = static_cast<uint32_t>(t->id & 0xffffffffu);
   slots_[slot].reset();  // t is gone
   free_slots_.push_back(slot);
@@ -248,6 +309,14 @@ bool Scheduler::is_dead(lua_State* L, int idx) {
   lua_rawget(L, -2);
   bool dead = lua_toboolean(L, -1);
   lua_pop(L, 2);
+  if (!dead) {  // a zombie released when its parent ended leaves a guard with a stale id
+    lua_rawgeti(L, LUA_REGISTRYINDEX, zombies_ref_);
+    lua_pushvalue(L, idx);
+    lua_rawget(L, -2);
+    auto* g = static_cast<ZombieGuard*>(lua_touserdata(L, -1));
+    dead = g && !find(g->id);
+    lua_pop(L, 2);
+  }
   return dead;
 }
 
@@ -258,6 +327,16 @@ void Scheduler::init_dead_table() {
   lua_setfield(L_, -2, "__mode");
   lua_setmetatable(L_, -2);
   dead_ref_ = luaL_ref(L_, LUA_REGISTRYINDEX);
+  lua_newtable(L_);  // zombies: weak keys
+  lua_newtable(L_);
+  lua_pushliteral(L_, "k");
+  lua_setfield(L_, -2, "__mode");
+  lua_setmetatable(L_, -2);
+  zombies_ref_ = luaL_ref(L_, LUA_REGISTRYINDEX);
+  lua_newtable(L_);  // the guards' metatable
+  lua_pushcfunction(L_, &Scheduler::on_zombie_gc);
+  lua_setfield(L_, -2, "__gc");
+  guard_mt_ref_ = luaL_ref(L_, LUA_REGISTRYINDEX);
 }
 
 // ---- ngx.thread.* ---------------------------------------------------------------

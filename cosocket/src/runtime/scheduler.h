@@ -78,7 +78,8 @@ class Scheduler {
   // The thread whose code is running now (nullptr outside Lua).
   LuaThread* current() const { return current_; }
   LuaThread* find(uint64_t id) const;
-  LuaThread* find(lua_State* co) const;
+  // The light thread of a coroutine, zombies included.
+  LuaThread* find(lua_State* co);
   // Marks the current thread parked on an operation; `cancel` undoes it.
   void suspend(LuaThread* t, std::function<void()> cancel);
   // Drops a thread: cancels its pending operation, never resumes it again.
@@ -103,7 +104,14 @@ class Scheduler {
 
  private:
   void finish(LuaThread* t, bool ok);
-  void release(LuaThread* t);
+  // co_alive: the caller has the coroutine (a weakly held zombie's may be collected)
+  void release(LuaThread* t, bool co_alive = true);
+  // Zombies (ended, not yet waited for) hold their coroutine weakly: one that nobody can
+  // wait for any more is collected with everything its frames held, and its guard's
+  // __gc then frees the record.
+  void hold_weakly(LuaThread* t);
+  LuaThread* find_zombie(lua_State* co);
+  static int on_zombie_gc(lua_State* L);
   void orphan_children(LuaThread* t);
   void mark_dead(lua_State* co);
 
@@ -143,6 +151,9 @@ class Scheduler {
   LuaThread* current_ = nullptr;
   size_t alive_ = 0;
   int dead_ref_ = LUA_NOREF;
+  int zombies_ref_ = LUA_NOREF;     // weak-keyed: coroutine -> its guard userdata
+  int guard_mt_ref_ = LUA_NOREF;
+  size_t weak_zombies_ = 0;         // entries whose record still exists
 };
 
 }  // namespace cosocket
