@@ -487,3 +487,19 @@ local grown = collectgarbage("count") - base
 ngx.say(grown < 4000 and "freed" or ("kept " .. grown .. " KB"))
 ''', timeout=30)
     assert lines(out) == ["freed"]
+
+
+def test_killing_a_thread_closes_the_udp_socket_it_waits_on(run_lua_ok):
+    # checked against resty-cli: lua-nginx-module finalizes a socket whose pending
+    # operation is cleaned up by ngx.thread.kill; the parent's later calls say "closed"
+    out = run_lua_ok(r'''
+local u = ngx.socket.udp()
+u:settimeout(5000)
+ngx.say(u:setpeername("127.0.0.1", 9))
+local t = ngx.thread.spawn(function() ngx.say("recv ", u:receive()) end)
+ngx.sleep(0.05)
+ngx.say("kill ", ngx.thread.kill(t))
+ngx.say("send ", u:send("x"))
+ngx.say("close ", u:close())
+''')
+    assert lines(out) == ["1", "kill 1", "send nilclosed", "close nilclosed"]

@@ -214,9 +214,10 @@ int l_receive(lua_State* L) {
   long ms = s->read_timeout > 0 ? s->read_timeout : runtime().cfg().read_timeout_ms;
   timeval tv{ms / 1000, (ms % 1000) * 1000};
   event_add(s->rev.get(), &tv);
+  // killed while it waits: the socket is closed, as lua-nginx-module finalizes it
   sched().suspend(cur, [s] {
-    if (s->rev) event_del(s->rev.get());
     s->waiter = 0;
+    close_udp(s);
     unpin(s);
   });
   return yield_op(L);
