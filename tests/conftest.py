@@ -33,13 +33,18 @@ import services  # noqa: E402
 from helpers.fake_server import EchoServer, FakeServer, UdpEcho  # noqa: E402
 from helpers.stub_dns import StubDNS  # noqa: E402
 
-# Sanitizer reports in a child's stderr. UBSan lines look like
+# Sanitizer and leak-check reports in a child's stderr. UBSan lines look like
 # "file.cc:12:5: runtime error: ..."; the anchored pattern keeps a Lua error
 # message that merely says "runtime error:" from matching.
 SANITIZER_RE = re.compile(
     r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|WARNING: AddressSanitizer"
     r"|SUMMARY: UndefinedBehaviorSanitizer|ThreadSanitizer"
-    r"|^\S+:\d+:\d+: runtime error: ", re.M)
+    r"|^\S+:\d+:\d+: runtime error: "
+    r"|^cosocket: leak check: ", re.M)
+
+# Every cosocket the tests start checks at exit that it left no descriptor open beyond the
+# ones it started with (runtime/fd_census.h); its report fails the test like a sanitizer's.
+os.environ.setdefault("COSOCKET_CHECK_LEAKS", "1")
 
 
 def build_dir():

@@ -1,6 +1,7 @@
 #include "runtime/runtime.h"
 
 #include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <ctime>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include <event2/event.h>
 
 #include "loop/clock.h"
+#include "runtime/fd_census.h"
 #include "runtime/output.h"
 #include "runtime/timers.h"
 
@@ -90,6 +92,8 @@ Runtime::Runtime(Config cfg, ApiInstaller install_api)
     signals_.push_back(std::move(ev));
   }
   install_api(L_);
+  const char* check = getenv("COSOCKET_CHECK_LEAKS");
+  if (check && *check && *check != '0') fds_at_start_ = std::make_unique<std::set<int>>(open_fds());
 }
 
 Runtime::~Runtime() {
@@ -107,6 +111,10 @@ Runtime::~Runtime() {
   signals_.clear();
   grace_.reset();
   dns_.reset();
+  if (fds_at_start_) {
+    std::string report = leaked_fds_report(*fds_at_start_);
+    if (!report.empty()) fprintf(stderr, "%s\n", report.c_str());
+  }
   g_runtime = nullptr;
 }
 

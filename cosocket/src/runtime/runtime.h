@@ -3,6 +3,7 @@
 // pools and the resolver. Single-threaded.
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -140,6 +141,7 @@ class Runtime {
   std::vector<EventPtr> signals_;
   EventPtr grace_{nullptr, event_free_fn};
   std::unique_ptr<Timers> timers_;
+  std::unique_ptr<std::set<int>> fds_at_start_;  // COSOCKET_CHECK_LEAKS: the leak check at exit
   std::unordered_map<uint64_t, std::function<void()>> holds_;
   uint64_t next_hold_ = 1;
   bool exiting_ = false;
