@@ -15,7 +15,6 @@ extern "C" {
 
 #include "lua_eval.h"
 #include "ngx/regex.h"
-#include "ngx/ngx_util.h"
 
 namespace cosocket {
 namespace {
@@ -43,10 +42,7 @@ end
 
 class NgxRe : public LuaEvalTest {
  protected:
-  void open_ngx(int ngx) override {
-    open_ngx_util(L, ngx);
-    open_ngx_re(L, ngx);
-  }
+  void open_ngx(int ngx) override { open_ngx_re(L, ngx); }
 
   void SetUp() override {
     LuaEvalTest::SetUp();

@@ -11,10 +11,10 @@
 #include "loop/clock.h"
 #include "ngx/api.h"
 #include "ngx/embedded_lua.h"
+#include "ngx/families.h"
 #include "net/listen.h"
 #include "ngx/regex.h"
 #include "runtime/output.h"
-#include "ngx/ngx_util.h"
 #include "runtime/runtime.h"
 #include "net/sockets.h"
 #include "net/tls.h"
@@ -271,7 +271,13 @@ void open_api(lua_State* L) {
   set_fn(L, "exit", l_exit);
   set_fn(L, "get_phase", l_get_phase);
 
-  open_ngx_util(L, ngx);
+  open_ngx_output(L, ngx);
+  open_ngx_log(L, ngx);
+  open_ngx_time(L, ngx);
+  open_ngx_codec(L, ngx);
+  open_ngx_digest(L, ngx);
+  open_ngx_uri(L, ngx);
+  open_ngx_sql(L, ngx);
   open_ngx_re(L, ngx);
 
   lua_pushvalue(L, ngx);

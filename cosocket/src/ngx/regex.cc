@@ -27,7 +27,7 @@ extern "C" {
 #include <lua.h>
 }
 
-#include "ngx/ngx_util.h"
+#include "ngx/lua_args.h"
 
 namespace cosocket {
 namespace {
