@@ -1,4 +1,4 @@
-// Unit tests for ngx_re.cc.
+// Unit tests for ngx/regex.cc.
 //
 // Expected values marked "oracle" were produced by /work/shared/tools/openresty-run
 // (nginx + lua-nginx-module 0.10.23 + lua-resty-core, PCRE1) running the same calls

@@ -3,7 +3,7 @@
 // On a terminal, input goes through GNU readline's callback interface, fed by a
 // libevent read event on fd 0: the loop keeps serving sockets and timers while the
 // user types, and output from background light threads takes the prompt off the screen
-// (the ngx_util output hook) and puts it back after. While a line's light thread runs,
+// (runtime/output.h's hook) and puts it back after. While a line's light thread runs,
 // readline is uninstalled (the terminal is back in cooked mode) and stdin is not read.
 // When stdin is not a terminal, lines are read from it as they come, without prompts,
 // each run after the previous one's thread has ended.

@@ -1,4 +1,4 @@
-// ngx_re.cc -- ngx.re on PCRE2.
+// regex.cc -- ngx.re on PCRE2.
 //
 // Behaviour follows lua-nginx-module 0.10.23 + lua-resty-core as observed through
 // /work/shared/tools/openresty-run (see tests/ngx_re_test.cc), with these choices:

@@ -1,5 +1,5 @@
-// ngx_re.h -- ngx.re.{match,find,gmatch,sub,gsub,opt} on PCRE2, with OpenResty's
-// option letters, capture tables and error strings (see ngx_re.cc).
+// regex.h -- ngx.re.{match,find,gmatch,sub,gsub,opt} on PCRE2, with OpenResty's
+// option letters, capture tables and error strings (see regex.cc).
 #ifndef COSOCKET_NGX_RE_H_
 #define COSOCKET_NGX_RE_H_
 
