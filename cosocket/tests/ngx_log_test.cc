@@ -66,7 +66,7 @@ TEST_F(NgxLog, LogFormatsLikeNginx) {
 }
 
 TEST_F(NgxLog, LogStripsTheDirectoryFromTheSource) {
-  std::string path = "/tmp/cosocket_ngx_util_test_" + std::to_string(getpid()) + ".lua";
+  std::string path = "/tmp/cosocket_ngx_log_test_" + std::to_string(getpid()) + ".lua";
   std::FILE* f = std::fopen(path.c_str(), "w");
   ASSERT_NE(f, nullptr);
   std::fputs("\nngx.log(ngx.ERR, 'in file')\n", f);
