@@ -107,7 +107,8 @@ end
 -- little-endian integers and length-encoded values (lenenc_str: false for NULL)
 local u16, u24, u32 = bytes.u16le, bytes.u24le, bytes.u32le
 local p24, p32 = bytes.p24le, bytes.p32le
-local lenenc, lenenc_str, p_lenenc = bytes.lenenc, bytes.lenenc_str, bytes.p_lenenc
+local lenenc, lenenc_str, p_lenenc_str = bytes.lenenc, bytes.lenenc_str, bytes.p_lenenc_str
+local fail, failed_to = driver.fail, driver.failed_to
 
 local function cstr(s, i)
     local e = find(s, "\0", i, true)
@@ -137,7 +138,7 @@ local function recv_packet(self)
     while true do
         local hdr, err = sock:receive(4)
         if not hdr then
-            return fatal(self, "failed to receive packet header: " .. err)
+            return fatal(self, failed_to("receive packet header", err))
         end
         local len = u24(hdr, 1)
         local seq = byte(hdr, 4)
@@ -155,7 +156,7 @@ local function recv_packet(self)
         if len > 0 then
             data, err = sock:receive(len)
             if not data then
-                return fatal(self, "failed to read packet content: " .. err)
+                return fatal(self, failed_to("read packet content", err))
             end
         end
         if len < MAX_CHUNK and not parts then
@@ -187,7 +188,7 @@ local function send_packet(self, payload)
     until chunk < MAX_CHUNK
     local bytes, err = self.sock:send(out)
     if not bytes then
-        return fatal(self, "failed to send packet: " .. err)
+        return fatal(self, failed_to("send packet", err))
     end
     return bytes
 end
@@ -207,7 +208,7 @@ local function send_pending_closes(self)
     end
     local bytes, err = self.sock:send(out)
     if not bytes then
-        return fatal(self, "failed to send packet: " .. err)
+        return fatal(self, failed_to("send packet", err))
     end
     return true
 end
@@ -427,10 +428,12 @@ local BINARY_DECODERS = {
 --------------------------------------------------------------------------
 -- authentication
 
-local function xor_str(a, b)
-    local out = new_tab(#a, 0)
-    for i = 1, #a do
-        out[i] = char(bxor(byte(a, i), byte(b, i)))
+-- s XOR key, the key repeated as needed (the hashes XORed here have the same length)
+local function xor_str(s, key)
+    local n = #key
+    local out = new_tab(#s, 0)
+    for i = 1, #s do
+        out[i] = char(bxor(byte(s, i), byte(key, (i - 1) % n + 1)))
     end
     return concat(out)
 end
@@ -460,18 +463,9 @@ local AUTH = {
 -- MySQL's SHA-256 plugins (mysql/resty/mysql/crypto.lua). Without TLS the full
 -- authentication sends the password XOR the scramble, RSA-OAEP encrypted with the server's
 -- public key, which is asked for first (caching_sha2: "\2", sha256_password: "\1").
-local function xor_cycle(s, key)
-    local n = #key
-    local out = new_tab(#s, 0)
-    for i = 1, #s do
-        out[i] = char(bxor(byte(s, i), byte(key, (i - 1) % n + 1)))
-    end
-    return concat(out)
-end
-
 local function rsa_password(password, scramble, pem)
     return require("resty.mysql.crypto").rsa_oaep_encrypt(
-        pem, xor_cycle(password .. "\0", sub(scramble, 1, 20)))
+        pem, xor_str(password .. "\0", sub(scramble, 1, 20)))
 end
 
 local function caching_sha2_scramble(password, scramble)
@@ -794,7 +788,7 @@ function _M.connect(self, opts)
         ok, err = sock:connect(host, port, sock_opts)
     end
     if not ok then
-        return nil, "failed to connect: " .. err
+        return fail("connect", err)
     end
     self._pool = pool
 
@@ -870,11 +864,7 @@ function _M.set_keepalive(self, ...)
 end
 
 function _M.get_reused_times(self)
-    local sock = rawget(self, "sock")
-    if not sock then
-        return nil, "not initialized"
-    end
-    return sock:getreusedtimes()
+    return driver.get_reused_times(rawget(self, "sock"))
 end
 
 function _M.close(self)
@@ -1112,7 +1102,7 @@ end
 function _M.query(self, query, est_nrows)
     local bytes, err = _M.send_query(self, query)
     if not bytes then
-        return nil, "failed to send query: " .. err
+        return nil, failed_to("send query", err)
     end
     return _M.read_result(self, est_nrows)
 end
@@ -1213,7 +1203,7 @@ function _M.prepare(self, sql)
     self._seq = 255
     ok, err = send_packet(self, char(COM_STMT_PREPARE) .. sql)
     if not ok then
-        return nil, "failed to send query: " .. err
+        return nil, failed_to("send query", err)
     end
     self.state = STATE_COMMAND_SENT
     local errno, sqlstate
@@ -1237,7 +1227,7 @@ end
 local function encode_param(v)
     local t = type(v)
     if t == "string" then
-        return "\254\0", p_lenenc(#v) .. v
+        return "\254\0", p_lenenc_str(v)
     elseif t == "number" then
         if v == floor(v) and v >= -TWO63 and v < TWO63 then
             numbuf.i = v
@@ -1350,7 +1340,7 @@ function _M.execute(self, stmt, ...)
         if errno then
             return nil, err, errno, sqlstate
         end
-        return nil, "failed to execute: " .. err
+        return nil, failed_to("execute", err)
     end
     return _M.read_result(self)
 end
