@@ -503,3 +503,57 @@ ngx.say("send ", u:send("x"))
 ngx.say("close ", u:close())
 ''')
     assert lines(out) == ["1", "kill 1", "send nilclosed", "close nilclosed"]
+
+
+def test_killing_a_thread_closes_the_tcp_socket_it_reads(run_lua_ok, echo_server):
+    # checked against resty-cli: the killed reader's socket is finalized, so nobody reads
+    # the rest of a reply it had begun; the parent's later calls say "closed"
+    out = run_lua_ok(r'''
+local sock = ngx.socket.tcp()
+sock:settimeout(5000)
+ngx.say("connect ", sock:connect("127.0.0.1", tonumber(arg[1])))
+local t = ngx.thread.spawn(function() ngx.say("recv ", sock:receive(5)) end)
+ngx.sleep(0.05)
+ngx.say("kill ", ngx.thread.kill(t))
+ngx.say("send ", sock:send("x"))
+ngx.say("recv ", sock:receive(1))
+ngx.say("close ", sock:close())
+''', echo_server.port)
+    assert lines(out) == ["connect 1", "kill 1", "send nilclosed", "recv nilclosed",
+                          "close nilclosed"]
+
+
+def test_killing_a_thread_closes_the_tcp_socket_it_writes(run_lua_ok, echo_server):
+    # the script never reads the echo, so the 32 MB send blocks once both buffers are full
+    out = run_lua_ok(r'''
+local sock = ngx.socket.tcp()
+sock:settimeout(5000)
+ngx.say("connect ", sock:connect("127.0.0.1", tonumber(arg[1])))
+local big = string.rep("x", 32 * 1024 * 1024)
+local t = ngx.thread.spawn(function() ngx.say("send ", sock:send(big)) end)
+ngx.sleep(0.1)
+ngx.say("kill ", ngx.thread.kill(t))
+ngx.say("send ", sock:send("x"))
+ngx.say("close ", sock:close())
+''', echo_server.port)
+    assert lines(out) == ["connect 1", "kill 1", "send nilclosed", "close nilclosed"]
+
+
+def test_killed_reader_wakes_the_writer_of_the_same_socket(run_lua_ok, echo_server):
+    # a reader and a writer thread share a socket: killing the reader closes it, and the
+    # writer parked on a full send buffer is woken with nil, "closed" (not its timeout)
+    out = run_lua_ok(r'''
+local sock = ngx.socket.tcp()
+sock:settimeout(5000)
+assert(sock:connect("127.0.0.1", tonumber(arg[1])))
+local w = ngx.thread.spawn(function() return sock:send(string.rep("x", 32 * 1024 * 1024)) end)
+local r = ngx.thread.spawn(function() return sock:receiveuntil("never")() end)
+ngx.sleep(0.1)
+-- the reader may have been woken by echoed bytes; receiveuntil waits for more
+ngx.say("kill ", ngx.thread.kill(r))
+local t0 = ngx.now()
+ngx.say("writer ", ngx.thread.wait(w))
+ngx.update_time()
+ngx.say("quick ", ngx.now() - t0 < 2)
+''', echo_server.port)
+    assert lines(out) == ["kill 1", "writer truenilclosed", "quick true"]

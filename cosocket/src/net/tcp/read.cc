@@ -262,10 +262,14 @@ void arm_read(TcpSock* s) {
   s->rtimer.arm(ms, runtime().timeout_for(ms));
 }
 
+// The reading thread was killed (or the script ends): as lua-nginx-module's coctx
+// cleanup, the socket is closed, so no later operation reads what the killed reader
+// left half-read; a writer parked on it gets `nil, "closed"`.
 void cancel_read(TcpSock* s) {
   s->rtimer.disarm();
   s->reader = 0;
   release_until(s);
+  close_sock(s);
   unpin_sock(s);
 }
 

@@ -62,10 +62,13 @@ int flush_pending(TcpSock* s) {
   return 0;
 }
 
+// The writing thread was killed: the socket is closed (part of a request may be sent),
+// as lua-nginx-module's coctx cleanup does; a reader parked on it gets `nil, "closed"`.
 void cancel_write(TcpSock* s) {
   if (s->wtimer) evtimer_del(s->wtimer.get());
   s->writer = 0;
   s->wpending.clear();
+  close_sock(s);
   unpin_sock(s);
 }
 
