@@ -75,14 +75,15 @@ TEST_F(IoTest, LazyIdleTimerFiresOnceAndDisarmIsFree) {
   ASSERT_NE(nullptr, io);
   run_once();
   seen.clear();
-  io->arm_idle(30);
+  // (margins of hundreds of ms: the ASan build on a loaded machine is slow)
+  io->arm_idle(100);
   io->disarm_idle();  // taken back before it expired: no timeout
-  io->arm_idle(60);   // idle again: the armed timer fires at 30 ms and re-arms for the rest
-  timeval tv{0, 45 * 1000};
+  io->arm_idle(600);  // idle again: the armed timer fires at 100 ms and re-arms for the rest
+  timeval tv{0, 300 * 1000};
   event_base_loopexit(base_, &tv);
   event_base_dispatch(base_);
-  EXPECT_TRUE(seen.empty()) << "no timeout before 60 ms";
-  tv = {0, 60 * 1000};
+  EXPECT_TRUE(seen.empty()) << "no timeout before 600 ms";
+  tv = {0, 600 * 1000};
   event_base_loopexit(base_, &tv);
   event_base_dispatch(base_);
   ASSERT_EQ(1u, seen.size());
