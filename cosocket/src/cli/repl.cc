@@ -133,6 +133,7 @@ class Repl {
   bool hidden_ = false;      // the prompt was taken off the screen for output
   bool line_done_ = false;   // the running line's thread has ended
   uint64_t line_ = 0;        // id of the running line's light thread
+  uint32_t session_ = 0;     // the request every line runs in: ngx.ctx lasts the session
   std::string pending_;      // an incomplete chunk waiting for its next line
   std::string inbuf_;        // not a terminal: input read but not run yet
   bool stdin_eof_ = false;
@@ -355,7 +356,11 @@ void Repl::eval(std::string line) {
 
 void Repl::start_thread(int nargs) {
   Scheduler& sched = rt_.sched();
-  LuaThread* t = sched.create(L_, nargs, ThreadKind::entry, 0);
+  if (!session_) {
+    session_ = sched.requests().open();
+    sched.requests().hold(session_);  // held for the life of the REPL
+  }
+  LuaThread* t = sched.create(L_, nargs, ThreadKind::entry, 0, session_);
   line_ = t->id;
   line_done_ = false;
   state_ = State::running;

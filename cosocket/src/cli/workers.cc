@@ -16,6 +16,7 @@
 #include "runtime/log.h"
 #include "runtime/output.h"
 #include "runtime/runtime.h"
+#include "runtime/worker_table.h"
 
 namespace cosocket {
 
@@ -55,6 +56,7 @@ int run_workers(int n, const std::function<int(int id)>& run_worker) {
   pid_t master = getpid();
   std::vector<Worker> workers(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) workers[static_cast<size_t>(i)].id = i;
+  worker_table_init(n);
 
   auto start = [&](Worker& w) {
     fflush(nullptr);
@@ -72,11 +74,13 @@ int run_workers(int n, const std::function<int(int id)>& run_worker) {
       prctl(PR_SET_PDEATHSIG, SIGTERM);
       if (getppid() != master) _exit(1);
       sigprocmask(SIG_SETMASK, &old, nullptr);
+      worker_table_set(w.id, getpid());  // before the master gets to it: pids() has itself
       int st = run_worker(w.id);
       fflush(nullptr);
       exit(st);
     }
     w.pid = pid;
+    worker_table_set(w.id, pid);
     w.started = now_ms();
     w.restart_at = -1;
   };
@@ -91,6 +95,7 @@ int run_workers(int n, const std::function<int(int id)>& run_worker) {
       for (auto& w : workers) {
         if (w.pid != pid) continue;
         w.pid = 0;
+        worker_table_set(w.id, 0);
         w.last_status = WIFSIGNALED(wstatus) ? 128 + WTERMSIG(wstatus) : WEXITSTATUS(wstatus);
         bool abnormal = w.last_status != 0;
         std::string what = "worker " + std::to_string(w.id) + " (pid " + std::to_string(pid) + ") " + describe(wstatus);

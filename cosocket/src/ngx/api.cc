@@ -10,6 +10,7 @@
 
 #include "loop/clock.h"
 #include "ngx/api.h"
+#include "ngx/context.h"
 #include "ngx/embedded_lua.h"
 #include "ngx/families.h"
 #include "net/listen.h"
@@ -159,9 +160,10 @@ int l_worker_exiting(lua_State* L) {
   return 1;
 }
 
+// Every request here is request-less, as resty-cli runs a script: the main chunk, the
+// timers, the cosocket.listen handlers and their light threads are all in "timer".
 int l_get_phase(lua_State* L) {
-  LuaThread* cur = runtime().sched().current();
-  lua_pushstring(L, cur && cur->kind == ThreadKind::timer ? "timer" : "content");
+  lua_pushliteral(L, "timer");
   return 1;
 }
 
@@ -250,17 +252,20 @@ void open_api(lua_State* L) {
   set_fn(L, "id", l_worker_id);
   set_fn(L, "count", l_worker_count);
   set_fn(L, "exiting", l_worker_exiting);
+  open_worker_pids(L, lua_gettop(L));
   lua_setfield(L, ngx, "worker");
 
   lua_newtable(L);
   lua_pushinteger(L, 10023);
   lua_setfield(L, -2, "ngx_lua_version");
-  lua_pushinteger(L, 1021004);
+  lua_pushinteger(L, 1022001);  // the nginx of Debian's ngx_lua 0.10.23
   lua_setfield(L, -2, "nginx_version");
   lua_pushliteral(L, "http");
   lua_setfield(L, -2, "subsystem");
   lua_pushboolean(L, 0);
   lua_setfield(L, -2, "debug");
+  lua_pushboolean(L, 1);  // a command-line runner, as resty-cli says
+  lua_setfield(L, -2, "is_console");
   lua_pushliteral(L, "cosocket " COSOCKET_VERSION);
   lua_setfield(L, -2, "cosocket_version");
   set_fn(L, "prefix", l_prefix);
@@ -297,6 +302,7 @@ void open_api(lua_State* L) {
   set_fn(L, "ssl_server_context", l_ssl_server_context);
   open_listen(L);  // listen, udp_bind: served by require "cosocket"
   int priv = lua_gettop(L);
+  open_context_primitives(L, priv);
 
   set_package_path(L);
   open_tls(L);
@@ -310,12 +316,16 @@ void open_api(lua_State* L) {
   lua_call(L, 1, 0);
   lua_pop(L, 1);
 
-  // run the embedded Lua files: prelude first, each gets (ngx, private)
-  for (const EmbeddedLua* e = kEmbeddedLua; e->name; ++e) {
-    if (strcmp(e->name, "prelude") != 0) continue;
-    if (luaL_loadbuffer(L, e->source, strlen(e->source), "=[cosocket prelude]") != 0 ||
+  // run the start-up Lua files in order, each with (ngx, private): the prelude, then the
+  // request-less context
+  static const char* const kStartup[] = {"prelude", "context"};
+  for (const char* name : kStartup) {
+    const EmbeddedLua* e = kEmbeddedLua;
+    while (e->name && strcmp(e->name, name) != 0) ++e;
+    std::string chunk = std::string("=[cosocket ") + name + "]";
+    if (!e->name || luaL_loadbuffer(L, e->source, strlen(e->source), chunk.c_str()) != 0 ||
         (lua_pushvalue(L, ngx), lua_pushvalue(L, priv), lua_pcall(L, 2, 0, 0)) != 0) {
-      fprintf(stderr, "cosocket: prelude failed: %s\n", lua_tostring(L, -1));
+      fprintf(stderr, "cosocket: %s failed: %s\n", name, e->name ? lua_tostring(L, -1) : "not embedded");
       abort();
     }
   }
@@ -323,7 +333,7 @@ void open_api(lua_State* L) {
   lua_getglobal(L, "package");
   lua_getfield(L, -1, "preload");
   for (const EmbeddedLua* e = kEmbeddedLua; e->name; ++e) {
-    if (strcmp(e->name, "prelude") == 0) continue;
+    if (strcmp(e->name, "prelude") == 0 || strcmp(e->name, "context") == 0) continue;
     std::string mod = e->name;
     for (char& c : mod)
       if (c == '_') c = '.';

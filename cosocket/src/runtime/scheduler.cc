@@ -17,11 +17,11 @@ int yield_op(lua_State* L) {
 }
 
 Scheduler::Scheduler(lua_State* L, event_base* base)
-    : L_(L), base_(base), post_ev_(event_new(base, -1, 0, &Scheduler::on_posted, this), event_free) {}
+    : L_(L), base_(base), reqs_(L), post_ev_(event_new(base, -1, 0, &Scheduler::on_posted, this), event_free) {}
 
 Scheduler::~Scheduler() = default;
 
-LuaThread* Scheduler::create(lua_State* L, int nargs, ThreadKind kind, uint64_t parent) {
+LuaThread* Scheduler::create(lua_State* L, int nargs, ThreadKind kind, uint64_t parent, uint32_t req) {
   lua_State* co = lua_newthread(L);
   int ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_xmove(L, co, nargs + 1);
@@ -44,9 +44,11 @@ LuaThread* Scheduler::create(lua_State* L, int nargs, ThreadKind kind, uint64_t 
   LuaThread* raw = t.get();
   by_co_[co] = raw->id;
   slots_[slot] = std::move(t);
-  if (kind == ThreadKind::user) {
-    if (LuaThread* p = find(parent)) p->fam().children.push_back(raw->id);
-  }
+  LuaThread* p = kind == ThreadKind::user ? find(parent) : nullptr;
+  if (p) p->fam().children.push_back(raw->id);
+  if (!req) req = p && p->req ? p->req : reqs_.open();
+  reqs_.hold(req);
+  raw->req = req;
   ++alive_;
   return raw;
 }
@@ -182,8 +184,16 @@ static int push_zombie(lua_State* L, LuaThread* z) {
   return n + 1;
 }
 
+void Scheduler::leave_request(LuaThread* t) {
+  if (!t->req) return;
+  uint32_t req = t->req;
+  t->req = 0;
+  reqs_.drop(req);
+}
+
 void Scheduler::finish(LuaThread* t, bool ok) {
   --alive_;
+  leave_request(t);
   t->ok = ok;
   lua_State* co = t->co;
   if (!ok) {
@@ -284,6 +294,7 @@ void Scheduler::kill(LuaThread* t) {
   }
   t->state = ThreadState::dead;
   --alive_;
+  leave_request(t);
   orphan_children(t);
   if (t->on_finish) {
     auto fn = std::move(t->on_finish);

@@ -13,6 +13,8 @@
 
 #include <lua.hpp>
 
+#include "runtime/request.h"
+
 struct event;
 struct event_base;
 
@@ -42,6 +44,7 @@ struct LuaThread {
   int ref = LUA_NOREF;               // pins the coroutine in the registry
   int ready_nargs = 0;               // values on co's stack for a posted resume
   int results_ref = LUA_NOREF;       // zombie: table {n=..., ...} of results or the error
+  uint32_t req = 0;                  // its request (request.h); 0 once finished
   ThreadKind kind = ThreadKind::user;
   ThreadState state = ThreadState::ready;
   bool parked = false;               // waiting in park(): wake() may resume it
@@ -69,8 +72,9 @@ class Scheduler {
   Scheduler& operator=(const Scheduler&) = delete;
 
   // Creates a thread running the function at the top of L's stack with the nargs values
-  // below... (function first, then args: [f, a1..an] on top of L). Pops them.
-  LuaThread* create(lua_State* L, int nargs, ThreadKind kind, uint64_t parent);
+  // below... (function first, then args: [f, a1..an] on top of L). Pops them. A user
+  // thread joins its parent's request; any other starts a new one, unless req names one.
+  LuaThread* create(lua_State* L, int nargs, ThreadKind kind, uint64_t parent, uint32_t req = 0);
   // Runs a thread now with nargs values already pushed on its stack.
   void resume(LuaThread* t, int nargs);
   // Runs a thread on the next turn of the loop, with nargs values already on its stack.
@@ -91,6 +95,9 @@ class Scheduler {
   void wake_after(LuaThread* t, long ms, WakeKind kind);
   void cancel_wake(LuaThread* t);
   size_t alive() const { return alive_; }
+  Requests& requests() { return reqs_; }
+  // The request of the running thread (0 outside Lua).
+  uint32_t current_request() const { return current_ ? current_->req : 0; }
   void init_dead_table();
   // ngx.thread.spawn / wait / kill
   static int l_spawn(lua_State* L);
@@ -104,6 +111,8 @@ class Scheduler {
 
  private:
   void finish(LuaThread* t, bool ok);
+  // t has ended (finished or killed): it no longer holds its request
+  void leave_request(LuaThread* t);
   // co_alive: the caller has the coroutine (a weakly held zombie's may be collected)
   void release(LuaThread* t, bool co_alive = true);
   // Zombies (ended, not yet waited for) hold their coroutine weakly: one that nobody can
@@ -141,6 +150,7 @@ class Scheduler {
 
   lua_State* L_;
   event_base* base_;
+  Requests reqs_;
   std::unique_ptr<event, void (*)(event*)> post_ev_;
   // Threads by slot; an id is (generation << 32 | slot), so a stale id finds nothing.
   std::vector<std::unique_ptr<LuaThread>> slots_;

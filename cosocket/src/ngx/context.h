@@ -1,0 +1,12 @@
+#pragma once
+// The request-less context's C primitives (context.cc); lua/context.lua builds on them.
+#include <lua.hpp>
+
+namespace cosocket {
+
+// ctx, set_ctx, start_time into the private table at absolute index priv
+void open_context_primitives(lua_State* L, int priv);
+// ngx.worker.pids into the table at absolute index worker
+void open_worker_pids(lua_State* L, int worker);
+
+}  // namespace cosocket

@@ -1,0 +1,50 @@
+#include "runtime/request.h"
+
+#include "loop/clock.h"
+
+namespace cosocket {
+
+uint32_t Requests::open() {
+  uint32_t id;
+  if (!free_.empty()) {
+    id = free_.back();
+    free_.pop_back();
+  } else {
+    slots_.emplace_back();
+    id = static_cast<uint32_t>(slots_.size());
+  }
+  Request& r = at(id);
+  r = Request{};
+  r.start = clock_now();
+  return id;
+}
+
+void Requests::drop(uint32_t id) {
+  Request& r = at(id);
+  if (r.live > 0 && --r.live > 0) return;
+  if (r.ctx_ref != LUA_NOREF) luaL_unref(L_, LUA_REGISTRYINDEX, r.ctx_ref);
+  r.ctx_ref = LUA_NOREF;
+  free_.push_back(id);
+}
+
+void Requests::push_ctx(lua_State* L, uint32_t id) {
+  Request& r = at(id);
+  if (r.ctx_ref == LUA_NOREF) {
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    r.ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  } else {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r.ctx_ref);
+  }
+}
+
+void Requests::set_ctx(lua_State* L, uint32_t id) {
+  Request& r = at(id);
+  if (r.ctx_ref == LUA_NOREF) {
+    r.ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  } else {
+    lua_rawseti(L, LUA_REGISTRYINDEX, r.ctx_ref);
+  }
+}
+
+}  // namespace cosocket

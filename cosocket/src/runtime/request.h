@@ -1,0 +1,44 @@
+#pragma once
+// Requests without HTTP: what OpenResty calls a request, outside nginx. The main chunk,
+// each timer's callback and each cosocket.listen connection handler is one, together with
+// the light threads it spawns (and theirs); it ends when the last of them is finished.
+// A request holds what lua-nginx-module keeps per request: ngx.ctx and its start time.
+#include <cstdint>
+#include <vector>
+
+#include <lua.hpp>
+
+namespace cosocket {
+
+struct Request {
+  uint32_t live = 0;          // threads (and holders) not yet finished
+  int ctx_ref = LUA_NOREF;    // ngx.ctx, made on first use
+  double start = 0;           // ngx.req.start_time(): when it began (seconds)
+};
+
+class Requests {
+ public:
+  explicit Requests(lua_State* L) : L_(L) {}
+  Requests(const Requests&) = delete;
+  Requests& operator=(const Requests&) = delete;
+
+  // A new request with nobody holding it yet; its id is never 0.
+  uint32_t open();
+  void hold(uint32_t id) { at(id).live++; }
+  // One holder is done; the last one ends the request and frees what it kept.
+  void drop(uint32_t id);
+  Request& at(uint32_t id) { return slots_[id - 1]; }
+  size_t live_requests() const { return slots_.size() - free_.size(); }
+
+  // ngx.ctx of request id: pushes it onto L (made on first use).
+  void push_ctx(lua_State* L, uint32_t id);
+  // Replaces it with the value at the top of L's stack (popped).
+  void set_ctx(lua_State* L, uint32_t id);
+
+ private:
+  lua_State* L_;
+  std::vector<Request> slots_;
+  std::vector<uint32_t> free_;
+};
+
+}  // namespace cosocket
