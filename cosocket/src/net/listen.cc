@@ -185,7 +185,9 @@ void spawn_handler(const std::shared_ptr<Server>& sp, int fd, const std::string&
   int top = lua_gettop(L);
   push_run_handler(L);
   lua_rawgeti(L, LUA_REGISTRYINDEX, s->handler_ref);
-  push_accepted_tcp(L, fd, s->is_unix);
+  Scheduler& sc = runtime().sched();
+  uint32_t req = sc.requests().open();  // the connection's request: the handler and its threads
+  push_accepted_tcp(L, fd, s->is_unix, req);
   lua_pushlstring(L, peer.data(), peer.size());
   int nargs = 3;
   if (s->ssl_ref != LUA_NOREF) {
@@ -193,8 +195,7 @@ void spawn_handler(const std::shared_ptr<Server>& sp, int fd, const std::string&
     lua_pushinteger(L, s->ssl_timeout);
     nargs = 5;
   }
-  Scheduler& sc = runtime().sched();
-  LuaThread* t = sc.create(L, nargs, ThreadKind::user, 0);
+  LuaThread* t = sc.create(L, nargs, ThreadKind::user, 0, req);
   ++s->live;
   std::weak_ptr<Server> w = sp;
   t->set_on_finish([w] {

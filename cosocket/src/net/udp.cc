@@ -29,6 +29,7 @@ struct UdpSock {
   size_t rsize = kMaxDatagram;
   EventPtr rev{nullptr, event_free};
   std::unique_ptr<Lookup> lookup;
+  Owned owner;             // the request that called setpeername (closed when it ends)
 };
 
 Scheduler& sched() { return runtime().sched(); }
@@ -105,6 +106,7 @@ int l_setpeername(lua_State* L) {
     return luaL_error(L, "ngx.socket.udp setpeername: expecting 2 or 3 arguments (including the object), but seen %d", n);
   std::string host = luaL_checkstring(L, 2);
   if (s->waiter) return push_err(L, "socket busy");
+  sched().requests().own(sched().current_request(), &s->owner);
   Address addr;
   std::string perr;
   if (parse_unix(host, addr, perr)) {
@@ -234,9 +236,8 @@ int l_settimeout(lua_State* L) {
   return 0;
 }
 
-int l_close(lua_State* L) {
-  UdpSock* s = check_udp(L, 1);
-  if (s->fd < 0 && !s->lookup) return push_err(L, "closed");
+// close(), and the end of the owning request: a thread waiting on it gets nil, "closed"
+void shut_udp(UdpSock* s) {
   if (s->waiter) {
     LuaThread* t = sched().find(s->waiter);
     s->waiter = 0;
@@ -249,6 +250,12 @@ int l_close(lua_State* L) {
     }
   }
   close_udp(s);
+}
+
+int l_close(lua_State* L) {
+  UdpSock* s = check_udp(L, 1);
+  if (s->fd < 0 && !s->lookup) return push_err(L, "closed");
+  shut_udp(s);
   lua_pushinteger(L, 1);
   return 1;
 }
@@ -265,6 +272,7 @@ int l_bind(lua_State* L) {
 
 int l_gc(lua_State* L) {
   auto* s = static_cast<UdpSock*>(lua_touserdata(L, 1));
+  sched().requests().disown(&s->owner);
   close_udp(s);
   s->~UdpSock();
   return 0;
@@ -278,7 +286,9 @@ int l_tostring(lua_State* L) {
 int l_udp_new(lua_State* L) {
   if (lua_gettop(L) != 0) return luaL_error(L, "expecting zero arguments, but got %d", lua_gettop(L));
   void* mem = lua_newuserdata(L, sizeof(UdpSock));
-  new (mem) UdpSock();
+  auto* s = new (mem) UdpSock();
+  s->owner.obj = s;
+  s->owner.end = [](void* obj) { shut_udp(static_cast<UdpSock*>(obj)); };
   luaL_getmetatable(L, kUdpMeta);
   lua_setmetatable(L, -2);
   return 1;

@@ -22,9 +22,33 @@ uint32_t Requests::open() {
 void Requests::drop(uint32_t id) {
   Request& r = at(id);
   if (r.live > 0 && --r.live > 0) return;
-  if (r.ctx_ref != LUA_NOREF) luaL_unref(L_, LUA_REGISTRYINDEX, r.ctx_ref);
-  r.ctx_ref = LUA_NOREF;
+  // what it owns is released first (a release may wake threads of other requests; it
+  // runs no Lua here)
+  while (Owned* o = at(id).owned) {
+    disown(o);
+    if (o->end) o->end(o->obj);
+  }
+  Request& done = at(id);
+  if (done.ctx_ref != LUA_NOREF) luaL_unref(L_, LUA_REGISTRYINDEX, done.ctx_ref);
+  done.ctx_ref = LUA_NOREF;
   free_.push_back(id);
+}
+
+void Requests::own(uint32_t id, Owned* o) {
+  if (o->req == id) return;
+  if (o->req) {
+    if (o->prev) o->prev->next = o->next;
+    else at(o->req).owned = o->next;
+    if (o->next) o->next->prev = o->prev;
+    o->prev = o->next = nullptr;
+  }
+  o->req = id;
+  if (id) {
+    Request& r = at(id);
+    o->next = r.owned;
+    if (o->next) o->next->prev = o;
+    r.owned = o;
+  }
 }
 
 void Requests::push_ctx(lua_State* L, uint32_t id) {

@@ -10,10 +10,23 @@
 
 namespace cosocket {
 
+// Something a request owns and that is released when the request ends, as lua-nginx-module
+// finalizes a request's cosockets in its cleanup: a connected socket. Embedded in the
+// object it stands for (which must not move: Lua userdata do not); `end` is called once,
+// after the link is undone.
+struct Owned {
+  Owned* prev = nullptr;
+  Owned* next = nullptr;
+  uint32_t req = 0;  // 0: owned by no request
+  void* obj = nullptr;
+  void (*end)(void* obj) = nullptr;
+};
+
 struct Request {
   uint32_t live = 0;          // threads (and holders) not yet finished
   int ctx_ref = LUA_NOREF;    // ngx.ctx, made on first use
   double start = 0;           // ngx.req.start_time(): when it began (seconds)
+  Owned* owned = nullptr;     // what it releases when it ends
 };
 
 class Requests {
@@ -29,6 +42,10 @@ class Requests {
   void drop(uint32_t id);
   Request& at(uint32_t id) { return slots_[id - 1]; }
   size_t live_requests() const { return slots_.size() - free_.size(); }
+
+  // o now belongs to request id (0: to none), leaving the one it belonged to.
+  void own(uint32_t id, Owned* o);
+  void disown(Owned* o) { own(0, o); }
 
   // ngx.ctx of request id: pushes it onto L (made on first use).
   void push_ctx(lua_State* L, uint32_t id);

@@ -158,6 +158,7 @@ long connect_timeout(TcpSock* s) { return eff(s->connect_timeout, runtime().cfg(
 
 int l_connect(lua_State* L) {
   TcpSock* s = check_tcp(L, 1);
+  sched().requests().own(sched().current_request(), &s->owner);
   int n = lua_gettop(L);
   if (n < 2 || n > 4)
     return luaL_error(L, "ngx.socket connect: expecting 2, 3, or 4 arguments (including the object), but seen %d", n);

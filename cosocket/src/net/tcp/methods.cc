@@ -214,6 +214,7 @@ int l_bind(lua_State* L) {
 
 int l_gc(lua_State* L) {
   auto* s = static_cast<TcpSock*>(lua_touserdata(L, 1));
+  sched().requests().disown(&s->owner);
   if (!runtime().closing()) {
     close_sock(s);
     luaL_unref(L, LUA_REGISTRYINDEX, s->self_ref);
@@ -235,6 +236,8 @@ int l_tostring(lua_State* L) {
 void l_tcp_new_impl(lua_State* L) {
   void* mem = lua_newuserdata(L, sizeof(TcpSock));
   auto* s = new (mem) TcpSock();
+  s->owner.obj = s;
+  s->owner.end = [](void* obj) { close_sock(static_cast<TcpSock*>(obj)); };
   lua_pushboolean(L, 0);
   s->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   luaL_getmetatable(L, kTcpMeta);
@@ -274,9 +277,10 @@ const luaL_Reg kTcpMethods[] = {
 // the public interface (net/sockets.h), on the parts in namespace tcp
 using namespace tcp;
 
-void push_accepted_tcp(lua_State* L, int fd, bool is_unix) {
+void push_accepted_tcp(lua_State* L, int fd, bool is_unix, uint32_t req) {
   l_tcp_new_impl(L);
   auto* s = static_cast<TcpSock*>(lua_touserdata(L, -1));
+  sched().requests().own(req, &s->owner);
   s->is_unix = is_unix;
   s->key.clear();
   adopt(s, fd, nullptr, 0, nullptr, nullptr, true);  // listen.cc set TCP_NODELAY at accept

@@ -93,6 +93,8 @@ struct TcpSock {
   std::shared_ptr<SessionBox> session;
   std::shared_ptr<CertChain> client_cert;
   std::shared_ptr<PrivKey> client_key;
+  // the request that connected it (or accepted it): closed when that request ends
+  Owned owner;
 };
 
 inline Scheduler& sched() { return runtime().sched(); }
