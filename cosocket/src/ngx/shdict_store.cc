@@ -431,9 +431,13 @@ int Store::expire_some(int n) {
   return freed;
 }
 
+// lua-nginx-module evicts from the LRU tail for 30 rounds and then says "no memory"; an
+// object that fits in the empty region is given more rounds, until it fits or nothing is
+// left, so that a set never fails because the freed space is scattered over slab pages.
 uint32_t Store::alloc_evicting(size_t size, bool* forcible) {
   uint32_t off = alloc(size);
-  for (int i = 0; !off && i < kEvictRounds; ++i) {
+  bool could_fit = size <= size_t{hdr()->npages} * kPageSize;
+  for (int i = 0; !off && (i < kEvictRounds || could_fit); ++i) {
     if (expire_some(0) == 0) break;
     *forcible = true;
     off = alloc(size);
