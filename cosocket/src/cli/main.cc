@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "ngx/api.h"
+#include "ngx/shdict.h"
 #include "runtime/log.h"
 #include "runtime/output.h"
 #include "cli/repl.h"
@@ -51,6 +52,8 @@ const char* const kUsage =
     "  --ssl-verify on|off     whether sslhandshake verifies when the caller passes no\n"
     "                          ssl_verify argument (on: secure by default)\n"
     "  --max-connections N     default live connections per listening server (1024)\n"
+    "  --shdict 'NAME SIZE'    a shared dict, ngx.shared.NAME, of SIZE bytes (12k, 10m, ...),\n"
+    "                          shared by the -w workers (repeatable)\n"
     "  -w, --workers N         run N worker processes (each its own loop and Lua state; a master\n"
     "                          restarts crashed ones and forwards SIGINT/SIGTERM); listening\n"
     "                          sockets get SO_REUSEPORT: use a fixed port, port 0 differs per worker\n"
@@ -151,6 +154,14 @@ int main(int argc, char** argv) {
       std::string v;
       if (!next(v) || (v != "on" && v != "off")) return die("--ssl-verify takes on or off");
       cfg.ssl_verify_default = v == "on";
+    } else if (a == "--shdict") {
+      std::string v, err;
+      cosocket::ShdictSpec spec;
+      if (!next(v)) return die("--shdict needs 'NAME SIZE'");
+      if (!cosocket::parse_shdict_spec(v, &spec, &err)) return die(err);
+      for (const auto& d : cfg.shdicts)
+        if (d.name == spec.name) return die("duplicate shared dict \"" + spec.name + "\"");
+      cfg.shdicts.push_back(spec);
     } else if (a == "-w" || a == "--workers") {
       std::string v;
       if (!next(v) || !parse_int(v.c_str(), workers) || workers < 1 || workers > 1024)
@@ -189,6 +200,14 @@ int main(int argc, char** argv) {
     have_code = true;
   }
   if (const char* p = getenv("PWD")) cfg.prefix = std::string(p) + "/";
+  {
+    // the dicts' shared memory, before -w forks the workers that share it
+    std::string err;
+    if (!cosocket::create_shared_dicts(cfg.shdicts, &err)) {
+      fprintf(stderr, "cosocket: %s\n", err.c_str());
+      return 1;
+    }
+  }
 
   auto run_script = [&](const cosocket::Config& c) -> int {
     cosocket::Runtime rt(c, cosocket::open_api);

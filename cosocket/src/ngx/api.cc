@@ -284,6 +284,7 @@ void open_api(lua_State* L) {
   open_ngx_uri(L, ngx);
   open_ngx_sql(L, ngx);
   open_ngx_re(L, ngx);
+  open_ngx_shared(L, ngx);
 
   lua_pushvalue(L, ngx);
   lua_setglobal(L, "ngx");

@@ -34,6 +34,12 @@ class Extension {
 // layer that knows the API, and does not depend on it.
 using ApiInstaller = void (*)(lua_State* L);
 
+// a shared dict declared with --shdict 'NAME SIZE' (ngx.shared.NAME)
+struct ShdictSpec {
+  std::string name;
+  size_t size = 0;
+};
+
 struct Config {
   int connect_timeout_ms = 60000;
   int send_timeout_ms = 60000;
@@ -55,6 +61,7 @@ struct Config {
   bool ssl_verify_default = true;
   std::vector<std::string> resolvers;  // ip[:port]; empty: /etc/resolv.conf
   std::vector<std::string> include_dirs;
+  std::vector<ShdictSpec> shdicts;
   std::string prefix;
   bool sigint_shutdown = true;  // false: SIGINT is left to the REPL
 };
