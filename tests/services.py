@@ -24,6 +24,7 @@ that one is used instead and nothing is started:
     unix socket path)
 
 Library:  svc = services.get("redis"); svc.host, svc.port, svc.path; svc.stop()
+          svc.kill() then svc.restart(): the same server again, same port and directory
 CLI:      services.py run [NAMES...] -- CMD ARGS...   (see --help)
 """
 import argparse
@@ -262,6 +263,7 @@ class Service:
         self.ready_s = 0.0      # spawn -> first protocol answer
         self.total_s = 0.0      # whole start() including set-up (install-db, users...)
         self._log_file = None
+        self._env = None        # the environment it was spawned with (for restart)
         self.others = []        # more servers that belong to this one, stopped with it
 
     @property
@@ -313,6 +315,26 @@ class Service:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None
 
+    def kill(self, sig=signal.SIGKILL):
+        """Kills the server process (SIGKILL: a crash) and waits for it; its directory,
+        port and data stay for restart()."""
+        if self.external or self.proc is None:
+            raise ServiceError(f"{self.name}: only a server started here can be killed")
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        self.proc.wait(STOP_TIMEOUT)
+
+    def restart(self):
+        """Starts the killed server again with the same command line (same port, same
+        directory); returns once it gives a protocol answer on TCP."""
+        if self.external or self.proc is None or self.proc.poll() is None:
+            raise ServiceError(f"{self.name}: restart() needs a server killed with kill()")
+        self.proc = subprocess.Popen(self.proc.args, stdin=subprocess.DEVNULL,
+                                     stdout=self._log_file, stderr=subprocess.STDOUT,
+                                     cwd=self.dir, env=self._env, start_new_session=True)
+        self.ready_s = wait_until(lambda: CHECKS[self.name](self), START_TIMEOUT,
+                                  f"{self.name} (restarted)", self.proc)
+
     def __enter__(self):
         return self
 
@@ -330,6 +352,7 @@ def _spawn(svc, argv, env=None):
     svc._log_file = open(svc.log_path, "ab")
     if shutil.which("setpriv"):
         argv = ["setpriv", "--pdeathsig", "TERM", "--"] + argv
+    svc._env = env
     svc.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=svc._log_file,
                                 stderr=subprocess.STDOUT, cwd=svc.dir, env=env,
                                 start_new_session=True)
