@@ -99,6 +99,7 @@ void Buffer::ensure_writable(size_t n) {
 }
 
 void Buffer::append(const char* p, size_t n) {
+  if (n == 0) return;  // (an empty buffer has no storage: no memcpy to a null pointer)
   ensure_writable(n);
   std::memcpy(store_.get() + wpos_, p, n);
   wpos_ += n;
