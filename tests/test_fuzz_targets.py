@@ -17,7 +17,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, "build-fuzz")
 SCALE = int(os.environ.get("COSOCKET_FUZZ_RUNS", "1"))
-BUDGETS = {"until": 200000, "buffer": 100000, "codec": 40000, "shdict": 20000}
+BUDGETS = {"until": 200000, "buffer": 30000, "codec": 40000, "shdict": 20000}
 
 
 @pytest.fixture(scope="module")
