@@ -435,3 +435,22 @@ ngx.say(tostring((p:get("k"))))
     assert lines(out) == ['{"list":[1,2,3]}', "true",
                           "nil Expected object key string but found invalid token at character 2",
                           "nil 2 3", "v", "nil"]
+
+
+def test_libraries_found_where_they_are_usually_installed(run_lua, tmp_path):
+    # opm --cwd's ./resty_modules/lualib, the LuaRocks user tree, and -I as resty-cli has
+    # it (?.lua, ?/init.lua, ?.ljbc, and ?.so in package.cpath)
+    (tmp_path / "resty_modules" / "lualib" / "opmlib").mkdir(parents=True)
+    (tmp_path / "resty_modules" / "lualib" / "opmlib" / "init.lua").write_text('return "from opm"\n')
+    rocks = tmp_path / "home" / ".luarocks" / "share" / "lua" / "5.1"
+    rocks.mkdir(parents=True)
+    (rocks / "rocklib.lua").write_text('return "from luarocks"\n')
+    inc = tmp_path / "inc"
+    inc.mkdir()
+    (inc / "inclib.lua").write_text('return "from -I"\n')
+    r = run_lua(r'''
+ngx.say(require "opmlib", ", ", require "rocklib", ", ", require "inclib")
+ngx.say(package.cpath:find(arg[1] .. "/?.so;", 1, true) == 1)
+''', str(inc), flags=["-I", str(inc)], cwd=str(tmp_path), env={"HOME": str(tmp_path / "home")})
+    assert r.rc == 0, r.describe()
+    assert lines(r.out) == ["from opm, from luarocks, from -I", "true"]
