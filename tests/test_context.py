@@ -454,3 +454,16 @@ ngx.say(package.cpath:find(arg[1] .. "/?.so;", 1, true) == 1)
 ''', str(inc), flags=["-I", str(inc)], cwd=str(tmp_path), env={"HOME": str(tmp_path / "home")})
     assert r.rc == 0, r.describe()
     assert lines(r.out) == ["from opm, from luarocks, from -I", "true"]
+
+
+def test_resty_core_shdict_is_satisfied_by_the_built_in_dicts(run_lua):
+    # lua-resty-lock starts with require "resty.core.shdict": the dict API is built in here,
+    # so the module loads (lua-resty-core's own would bind nginx's C side) and the dicts work
+    r = run_lua(r'''
+local m = require "resty.core.shdict"
+ngx.say(type(m), " ", m.version)
+local d = ngx.shared.d
+ngx.say(d:set("k", 1), " ", d:incr("k", 41), " ", d:add("k", 2))
+''', flags=["--shdict", "d 1m"])
+    assert r.rc == 0, r.describe()
+    assert lines(r.out) == ["table cosocket", "true 42 falseexistsfalse"]
