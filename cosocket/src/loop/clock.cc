@@ -9,6 +9,8 @@ namespace {
 long g_sec = 0;
 long g_msec = 0;
 bool g_valid = false;
+long long g_mono = 0;
+bool g_mono_valid = false;  // read again at the first clock_mono_ms() after clock_update()
 
 void ensure_valid() {
   if (!g_valid) clock_update();
@@ -22,6 +24,15 @@ void clock_update() {
   g_sec = static_cast<long>(tv.tv_sec);
   g_msec = static_cast<long>(tv.tv_usec / 1000);
   g_valid = true;
+  g_mono_valid = false;
+}
+
+long long clock_mono_ms() {
+  if (!g_mono_valid) {
+    g_mono = mono_ms();
+    g_mono_valid = true;
+  }
+  return g_mono;
 }
 
 double clock_now() {

@@ -20,6 +20,10 @@ long clock_time();
 // Milliseconds of CLOCK_MONOTONIC, read now (not cached): for deadlines.
 long long mono_ms();
 
+// Milliseconds of CLOCK_MONOTONIC as of this turn of the loop: read at the first call
+// after each clock_update(), then cached, as nginx's shdict reads its cached time.
+long long clock_mono_ms();
+
 }  // namespace cosocket
 
 #endif  // COSOCKET_CLOCK_H_
