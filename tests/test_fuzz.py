@@ -14,7 +14,10 @@ non-empty string error (a Lua error raised by a driver fails the test); the unmu
 tiny-write cases must give exactly the real server's result. After every case the connection
 goes through set_keepalive: when the driver accepts it, the next connect takes it from the pool
 and the driver's sentinel request on it must get the sentinel's reply (a connection pooled in
-the middle of a reply fails here). After the batch the same driver talks to the real server
+the middle of a reply fails here; the one exception, counted but not failed: an inserted run of
+whole, well-formed RESP replies, which no redis client can tell from the real ones -- the
+replies after it answer the wrong commands and the last one may arrive only after the
+connection was pooled and taken again). After the batch the same driver talks to the real server
 (a scenario, then the sentinel on the pooled connection). The runtime must exit 0 with no
 sanitizer or leak-check report (run_lua).
 
@@ -96,6 +99,8 @@ def test_fuzz(driver, request, run_lua):
         kind = pool.split(":", 1)[0]
         if kind in ("raised", "bad", "err", "reopen"):
             why.append("the pool check failed")
+        elif kind == "ok" and pool != "ok:" + sentinel_result and p.injects_reply:
+            stats["pool out of step after an injected whole reply (undetectable)"] += 1
         elif kind == "ok" and pool != "ok:" + sentinel_result:
             why.append(f"a pooled connection answered the sentinel wrongly "
                        f"(want {sentinel_result!r}): corrupted pool")
@@ -116,6 +121,11 @@ def test_fuzz(driver, request, run_lua):
     for name, status, detail, pool in real:
         if status != "ok" or not pool.startswith("n/a" if driver == "dns" else "ok:"):
             failures.append(f"the real server after the batch: {name}: {status} {detail} pool={pool}")
+
+    if len(numbers) >= 50:
+        # the mutations reach the client: some cases fail, some still succeed
+        assert any(st == "err" for _, st, _, _ in lines.values()), stats
+        assert any(st == "ok" for _, st, _, _ in lines.values()), stats
 
     print(f"\n{driver}: seed {SEED}, {len(numbers)} cases, "
           + ", ".join(f"{k}={v}" for k, v in sorted(stats.items(), key=str)))

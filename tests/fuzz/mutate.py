@@ -21,6 +21,8 @@ conversation of the corpus), the server turn it damages and how:
     split       the unmodified reply in many tiny writes (1 ms apart now and then); over UDP a
                 datagram with a wrong id first -- the result must equal the real server's
     noop        the unmodified conversation (checks the harness: the same result)
+
+Over UDP (DNS) cut_close and cut_reset send the datagram truncated, cut_stall sends nothing.
 """
 import random
 import re
@@ -44,6 +46,7 @@ class Plan:
         self.data = None            # flip/insert/length: the bytes sent instead of the turn
         self.pieces = None          # split: [(bytes, delay_s)]
         self.note = ""
+        self.injects_reply = False  # insert: whole well-formed replies between two replies
 
     @property
     def expect_same(self):
@@ -93,11 +96,13 @@ def plan(driver, convs, seed, case):
         p.data, p.note = bytes(data), f"flipped bytes at {spots}"
     elif kind == "insert":
         p.data, p.note = _insert(rng, s)
+        p.injects_reply = _injects_reply(driver, s, p.data)
     elif kind == "length":
         got = LENGTH[driver](rng, s, p.stream)
         if got is None:
             p.kind = "insert"
             p.data, p.note = _insert(rng, s)
+            p.injects_reply = _injects_reply(driver, s, p.data)
         else:
             p.data, p.note = got
     elif kind == "split":
@@ -120,6 +125,56 @@ def _insert(rng, s):
         i = rng.randrange(len(s))
         junk = s[i:i + rng.randint(1, 64)]
     return s[:at] + junk + s[at:], f"inserted {junk.hex()} at {at}"
+
+
+def _resp_end(b, i, depth=0):
+    """The end of the RESP2 reply starting at b[i], or None when it is not one whole reply."""
+    if i >= len(b) or depth > 8:
+        return None
+    eol = b.find(b"\r\n", i)
+    if eol < 0:
+        return None
+    t, head = b[i:i + 1], b[i + 1:eol]
+    if t in (b"+", b"-"):
+        return eol + 2
+    if not re.fullmatch(rb"-?\d{1,18}", head):
+        return None
+    n = int(head)
+    if t == b":" or n == -1 and t in (b"$", b"*"):
+        return eol + 2
+    if t == b"$" and n >= 0:
+        end = eol + 2 + n
+        return end + 2 if b[end:end + 2] == b"\r\n" else None
+    if t == b"*" and n >= 0:
+        j = eol + 2
+        for _ in range(n):
+            j = _resp_end(b, j, depth + 1)
+            if j is None:
+                return None
+        return j
+    return None
+
+
+def _resp_replies(b):
+    """The reply boundaries of b when b is a sequence of whole RESP2 replies, else None."""
+    ends, i = [0], 0
+    while i < len(b):
+        i = _resp_end(b, i)
+        if i is None:
+            return None
+        ends.append(i)
+    return ends
+
+
+def _injects_reply(driver, s, data):
+    """True when data is s with one or more whole replies added between two of its replies.
+    RESP lets any reply answer any command, so no client can tell such a stream from a good
+    one: the replies after it answer the wrong commands, and the last one arrives after the
+    client is done (it may find a connection that was pooled at once). Only RESP (redis)."""
+    if driver != "redis":
+        return False
+    a, b = _resp_replies(s), _resp_replies(data)
+    return a is not None and b is not None and len(b) > len(a)
 
 
 def _split(rng, s):
