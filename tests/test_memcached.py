@@ -658,6 +658,45 @@ P(m:set_keepalive())
     assert out == [f"nil|nil|{err}", f"nil|connection closed after error: {err}"]
 
 
+@pytest.mark.parametrize("reply,call,err", [
+    # found by tests/test_fuzz.py (seed 21, cases 50, 82, 70, 155): the line that answers the
+    # second command is not one of its replies -- the connection is out of step (the real
+    # reply is still coming) and must not be pooled
+    (b"STORED\r\n\r\n", 'm:set("b", "2")', "bad reply: "),
+    (b"STORED\r\nORED\r\n", 'm:set("b", "2")', "bad reply: ORED"),
+    (b"STORED\r\nEND\r\n", 'm:incr("b", 1)', "bad reply: END"),
+    (b"STORED\r\n\r\n", "m:version()", "bad reply: "),
+    (b"STORED\r\nSTORED\r\n", 'm:delete("b")', "bad reply: STORED"),
+])
+def test_one_line_reply_out_of_step_closes(run_lua_ok, fake_server, reply, call, err):
+    srv = fake_server([("read_until", b"\r\n1\r\n"), ("reply", reply), ("read_until", b"\r\n"),
+                       ("reply", b"STORED\r\n"), ("stall",)])
+    out = mc(run_lua_ok, f'''
+local m = C()
+P(m:set("a", "1"))
+P({call})
+P(m:set_keepalive())
+''', srv.port)
+    assert out == ["1", f"nil|{err}", f"nil|connection closed after error: {err}"]
+
+
+def test_one_line_reply_words_keep_the_connection(run_lua_ok, fake_server):
+    srv = fake_server([("read_until", b"\r\n1\r\n"), ("reply", b"NOT_STORED\r\n"),
+                       ("read_until", b"\r\n"), ("reply", b"NOT_FOUND\r\n"),
+                       ("read_until", b"\r\n"), ("reply", b"SERVER_ERROR out of memory\r\n"),
+                       ("read_until", b"\r\n"), ("reply", b"CLIENT_ERROR bad\r\n"), ("stall",)])
+    out = mc(run_lua_ok, '''
+local m = C()
+P(m:add("a", "1"))
+P(m:incr("a", 1))
+P(m:delete("a"))
+P(m:version())
+P(m:set_keepalive())
+''', srv.port)
+    assert out == ["nil|NOT_STORED", "nil|NOT_FOUND", "nil|SERVER_ERROR out of memory",
+                   "nil|CLIENT_ERROR bad", "1"]
+
+
 def test_garbage_meta_and_stats_replies(run_lua_ok, fake_server):
     srv = fake_server([("read_until", b"\r\n"), ("reply", b"STAT a 1\r\nWHAT\r\n"), ("stall",)])
     out = mc(run_lua_ok, 'local m = C()\nP(m:stats())\n', srv.port)

@@ -444,6 +444,19 @@ def test_faults(run_lua_ok, mariadb, fake_server, reply, err):
     assert out[2] == NOT_IDLE
 
 
+@pytest.mark.parametrize("auth_reply,err", [
+    # found by tests/test_fuzz.py (seed 7, cases 784, 888, 1312, 1428): an empty packet where
+    # the login's OK belongs raised "attempt to concatenate local 'first' (a nil value)"
+    (pkt(b"", 2), "bad authentication packet: empty"),
+    (pkt(b"\x07", 2), "bad authentication packet: first byte 7"),
+])
+def test_bad_authentication_packet(run_lua_ok, fake_server, auth_reply, err):
+    srv = fake_server([("reply", greeting()), ("read", AUTH_LEN), ("reply", auth_reply),
+                       ("stall",)])
+    out = lua(run_lua_ok, FAULT.split("local res, e")[0], {"FPORT": srv.port})
+    assert out == [f"connect|nil|{err}|5.5.5-10.11.99-Fake"]
+
+
 def test_fake_result_and_bad_greeting(run_lua_ok, fake_server):
     good = fake_server(session([("reply", pkt(b"\x01", 1) + COLDEF + EOF3 + pkt(b"\x0242", 4)
                                  + pkt(b"\xfb", 5) + pkt(b"\xfe\x00\x00\x02\x00", 6)), ("stall",)]))

@@ -373,6 +373,30 @@ P(ws:recv_frame())
                    "nil|nil|fatal error already happened"]
 
 
+@pytest.mark.parametrize("sent,err", [
+    # found by tests/test_fuzz.py (seed 21, cases 71, 98, 142): a frame cut in its payload
+    (frame(0x1, b"hello fuzz")[:6], "failed to receive the frame payload: timeout"),
+    # ... in its extended length, and after its first byte
+    (frame(0x2, b"x" * 300)[:3], "failed to receive the 2 byte payload length: timeout"),
+    (frame(0x1, b"hello fuzz")[:1], "failed to receive the first 2 bytes: timeout"),
+])
+def test_timeout_inside_a_frame_is_fatal(run_lua_ok, fake_server, sent, err):
+    """The rest of the frame, sent later, would be read as the next frame's header: the
+    connection is closed and never pooled; a timeout before a frame's first byte is not."""
+    srv = fake_ws(fake_server, ("reply", sent), ("stall",))
+    out = wl(run_lua_ok, r'''
+local ws, ok, err = connect("ws://127.0.0.1:@PORT@/", { key = "@KEY@" })
+P(ok, err)
+ws:set_timeout(200)
+P(ws:recv_frame())
+P(ws:set_keepalive())
+P(ws:recv_frame())
+''', PORT=srv.port, KEY=KEY)
+    assert out == ["1|nil", f"nil|nil|{err}",
+                   "nil|failed to set keepalive: fatal error already happened",
+                   "nil|nil|fatal error already happened"]
+
+
 def test_request_bytes_and_good_accept(run_lua_ok, fake_server):
     srv = fake_ws(fake_server, ("reply", frame(0x1, b"ok")), ("stall",))
     out = wl(run_lua_ok, r'''

@@ -575,7 +575,17 @@ end
 --------------------------------------------------------------------------
 -- storage and the one-line commands
 
--- a reply of one line: 1 when it equals `want`, else nil + the line
+-- the words a one-line reply may be besides the one its command wants (NOT_STORED, EXISTS,
+-- NOT_FOUND, the server errors): the connection is still in step after them. Any other line
+-- (an empty one, a word of another command, garbage) is a protocol error and closes the
+-- connection -- the reply that belonged there may still be on its way.
+local OTHER_WORDS = { NOT_STORED = true, EXISTS = true, NOT_FOUND = true }
+
+local function bad_line(self, line)
+    return fatal(self, "bad reply: " .. sub(line, 1, 200))
+end
+
+-- a reply of one line: 1 when it equals `want`, nil + the line for another reply word
 local function line_reader(self, sock, want)
     local line, err = sock:receive()
     if not line then
@@ -584,7 +594,10 @@ local function line_reader(self, sock, want)
     if line == want then
         return 1
     end
-    return nil, line
+    if OTHER_WORDS[line] or is_server_error(line) then
+        return nil, line
+    end
+    return bad_line(self, line)
 end
 
 local function value_size(value)
@@ -700,7 +713,10 @@ local function number_reader(self, sock)
     if match(line, "^%d+$") then
         return line
     end
-    return nil, line
+    if line == "NOT_FOUND" or is_server_error(line) then
+        return nil, line
+    end
+    return bad_line(self, line)
 end
 
 local function incr_decr(self, cmd, key, delta)
@@ -778,10 +794,13 @@ local function version_reader(self, sock)
         return nil, err
     end
     local ver = match(line, "^VERSION (.+)$")
-    if not ver then
+    if ver then
+        return ver
+    end
+    if is_server_error(line) then
         return nil, line
     end
-    return ver
+    return bad_line(self, line)
 end
 
 function _M.version(self)

@@ -111,7 +111,8 @@ local function auth_loop(self, plugin, password, scramble)
                 if not ok then return nil, e2 end
             end
         else
-            return fatal(self, "bad authentication packet: first byte " .. first)
+            return fatal(self, "bad authentication packet: "
+                               .. (first and "first byte " .. first or "empty"))
         end
     end
     return fatal(self, "too many authentication round trips")

@@ -110,7 +110,10 @@ function _M.recv_frame(self)
     local data, typ, err, rsv1 = recv_frame(sock, self.max_recv_len, server, d ~= nil,
                                             not server)
     if not data then
-        if find(err, ": timeout", 1, true) then
+        -- a timeout before the frame's first byte may be waited out again; one inside a
+        -- frame leaves the stream at an unknown place (the rest of the frame would be read
+        -- as the next header): as any other receive failure, the connection is done
+        if rsv1 == true and find(err, ": timeout", 1, true) then
             return nil, nil, err
         end
         if find(err, "failed to receive", 1, true) then

@@ -109,11 +109,13 @@ end
 -- recv_frame(sock, max_payload_len, force_masking, rsv1_ok, forbid_masking)
 --   -> data, typ, err[, rsv1]
 --   a fragment (FIN clear) has err "again"; a close frame has its status code in err;
---   a failure is nil, nil, err
+--   a failure is nil, nil, err[, at_boundary]: at_boundary is true only when it happened
+--   before any byte of the frame was read (the stream is still at a frame boundary)
 function _M.recv_frame(sock, max_payload_len, force_masking, rsv1_ok, forbid_masking)
-    local head, err = sock:receive(2)
+    local head, err, partial = sock:receive(2)
     if not head then
-        return nil, nil, failed_to("receive the first 2 bytes", err)
+        return nil, nil, failed_to("receive the first 2 bytes", err),
+               partial == nil or partial == ""
     end
 
     local b1, b2 = byte(head, 1, 2)
