@@ -39,7 +39,7 @@ SEED = int(os.environ.get("COSOCKET_FUZZ_SEED") or 21)
 BUDGET = {"redis": 160, "memcached": 160, "mysql": 160, "dns": 160, "websocket": 160,
           "beanstalkd": 160}
 VERBOSE = bool(os.environ.get("COSOCKET_FUZZ_VERBOSE"))
-TIMEOUT_MS = 300          # every socket timeout of the fuzz client
+TIMEOUT_MS = 500          # every socket timeout of the fuzz client (room for ASan on a loaded machine)
 SLACK_MS = 2000           # on top of 3 timeouts per case (a stall, a reconnect, the sentinel)
 NO_SENTINEL = (b"\xff no sentinel request \xff" * 2, b"")
 POOL_REFUSED_WHEN_CLEAN = {("websocket", "close")}   # a close frame was sent: not reusable
