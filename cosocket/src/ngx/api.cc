@@ -13,6 +13,7 @@
 #include "ngx/context.h"
 #include "ngx/embedded_lua.h"
 #include "ngx/families.h"
+#include "ngx/package_path.h"
 #include "net/listen.h"
 #include "ngx/regex.h"
 #include "runtime/output.h"
@@ -183,63 +184,6 @@ void set_fn(lua_State* L, const char* name, lua_CFunction f) {
 }
 
 }  // namespace
-
-static void set_package_path(lua_State* L) {
-  // -I dirs first (as resty-cli: ?.ljbc, ?.lua, ?/init.ljbc, ?/init.lua, and ?.so in
-  // cpath), then the bundled drivers (build tree or installed), then the places where
-  // Lua libraries are usually installed (below), then LuaJIT's default
-  std::string extra, cextra;
-  for (const auto& d : runtime().cfg().include_dirs) {
-    extra += d + "/?.ljbc;" + d + "/?.lua;" + d + "/?/init.ljbc;" + d + "/?/init.lua;";
-    cextra += d + "/?.so;";
-  }
-  std::vector<std::string> roots;
-  // installed: <bindir>/../share/cosocket/lua, whatever the prefix; then the configured one
-  char exe[4096];
-  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (n > 0) {
-    std::string dir(exe, static_cast<size_t>(n));
-    dir = dir.substr(0, dir.rfind('/'));
-    std::string share = dir + "/../share/cosocket/lua";
-    if (access(share.c_str(), R_OK) == 0) extra += share + "/?.lua;" + share + "/?/init.lua;";
-  }
-#ifdef COSOCKET_LUA_INSTALL_DIR
-  if (access(COSOCKET_LUA_INSTALL_DIR, R_OK) == 0)
-    extra += std::string(COSOCKET_LUA_INSTALL_DIR) + "/?.lua;" + COSOCKET_LUA_INSTALL_DIR + "/?/init.lua;";
-#endif
-#ifdef COSOCKET_SOURCE_DIR
-  roots.push_back(COSOCKET_SOURCE_DIR);
-#endif
-  for (const auto& r : roots) {
-    for (const char* d : {"redis", "mysql", "memcached", "dns", "websocket", "beanstalkd", "drivers"}) {
-      extra += r + "/" + d + "/?.lua;" + r + "/" + d + "/?/init.lua;";
-    }
-  }
-  // found with no flags: opm's project tree (`opm --cwd get ...` makes ./resty_modules),
-  // the LuaRocks user tree, OpenResty's site tree (opm's global installs); Debian's
-  // /usr/share/lua/5.1 and the LuaRocks system tree are in LuaJIT's default already
-  std::string tail, ctail;
-  auto add_tree = [&](const std::string& lua_dir, const std::string& so_dir) {
-    tail += lua_dir + "/?.lua;" + lua_dir + "/?/init.lua;";
-    ctail += so_dir + "/?.so;";
-  };
-  add_tree("./resty_modules/lualib", "./resty_modules/lualib");
-  if (const char* home = getenv("HOME"); home && *home)
-    add_tree(std::string(home) + "/.luarocks/share/lua/5.1", std::string(home) + "/.luarocks/lib/lua/5.1");
-  add_tree("/usr/local/openresty/site/lualib", "/usr/local/openresty/site/lualib");
-  lua_getglobal(L, "package");
-  lua_getfield(L, -1, "path");
-  std::string path = extra + tail + (lua_tostring(L, -1) ? lua_tostring(L, -1) : "");
-  lua_pop(L, 1);
-  lua_pushstring(L, path.c_str());
-  lua_setfield(L, -2, "path");
-  lua_getfield(L, -1, "cpath");
-  std::string cpath = cextra + ctail + (lua_tostring(L, -1) ? lua_tostring(L, -1) : "");
-  lua_pop(L, 1);
-  lua_pushstring(L, cpath.c_str());
-  lua_setfield(L, -2, "cpath");
-  lua_pop(L, 1);
-}
 
 void open_api(lua_State* L) {
   lua_newtable(L);  // ngx

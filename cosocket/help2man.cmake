@@ -1,0 +1,86 @@
+# cmake -DBIN=path/to/cosocket -DOUT=cosocket.1 -DVERSION=x.y.z -P help2man.cmake
+#
+# Writes the man page from `cosocket --help`, the one source of the usage text:
+#   "usage: ..." and the lines under it     -> SYNOPSIS
+#   the paragraphs before the first "xxx:"  -> DESCRIPTION
+#   a line "xxx:" (no indent)               -> a section XXX (e.g. OPTIONS)
+#   "  -x, --long ARG   text" (two spaces)  -> a tagged paragraph; deeper-indented lines
+#                                              that follow continue its text
+#   any other line                          -> text of the current paragraph
+foreach(v BIN OUT VERSION)
+  if(NOT DEFINED ${v})
+    message(FATAL_ERROR "help2man.cmake: -D${v}=... is required")
+  endif()
+endforeach()
+
+execute_process(COMMAND ${BIN} --help OUTPUT_VARIABLE help RESULT_VARIABLE rc
+                ERROR_VARIABLE err)
+if(NOT rc EQUAL 0 OR help STREQUAL "")
+  message(FATAL_ERROR "help2man.cmake: '${BIN} --help' failed (rc=${rc}): ${err}")
+endif()
+
+# CMake lists split on ';' and brackets group: hide them while splitting into lines
+string(REPLACE ";" "@SEMI@" help "${help}")
+string(REPLACE "[" "@LB@" help "${help}")
+string(REPLACE "]" "@RB@" help "${help}")
+string(REPLACE "\n" ";" lines "${help}")
+
+# roff escapes: backslash, hyphen-minus; a leading '.' or ''' would be a request
+function(roff_escape in outvar)
+  string(REPLACE "\\" "\\e" s "${in}")
+  string(REPLACE "-" "\\-" s "${s}")
+  string(REPLACE "@SEMI@" ";" s "${s}")
+  string(REPLACE "@LB@" "[" s "${s}")
+  string(REPLACE "@RB@" "]" s "${s}")
+  string(REGEX REPLACE "^([.'])" "\\\\&\\1" s "${s}")
+  set(${outvar} "${s}" PARENT_SCOPE)
+endfunction()
+
+string(TIMESTAMP date "%Y-%m-%d" UTC)
+set(man ".TH COSOCKET 1 \"${date}\" \"cosocket ${VERSION}\" \"User Commands\"\n")
+string(APPEND man ".SH NAME\ncosocket \\- run Lua scripts with OpenResty's cosocket API outside nginx\n")
+
+set(state start)     # start | synopsis | text | option | paragraph (after a blank line)
+foreach(line IN LISTS lines)
+  if(line MATCHES "^usage: (.*)$")
+    roff_escape("${CMAKE_MATCH_1}" t)
+    string(APPEND man ".SH SYNOPSIS\n.nf\n${t}\n")
+    set(state synopsis)
+  elseif(state STREQUAL "synopsis" AND line MATCHES "^  +(.*)$")
+    roff_escape("${CMAKE_MATCH_1}" t)
+    string(APPEND man "${t}\n")
+  elseif(line STREQUAL "")
+    if(state STREQUAL "synopsis")
+      string(APPEND man ".fi\n.SH DESCRIPTION\n")
+      set(state text)
+    elseif(state STREQUAL "text" OR state STREQUAL "option")
+      set(state paragraph)   # a new paragraph if text follows (not before .SH/.TP)
+    endif()
+  elseif(line MATCHES "^([A-Za-z][A-Za-z0-9 ,'/()-]*):$")
+    string(TOUPPER "${CMAKE_MATCH_1}" t)
+    roff_escape("${t}" t)
+    string(APPEND man ".SH ${t}\n")
+    set(state text)
+  elseif(line MATCHES "^  ?(-[^ ]*( [^ ]+)*)(  +(.*))?$")
+    roff_escape("${CMAKE_MATCH_1}" opt)
+    roff_escape("${CMAKE_MATCH_4}" t)
+    string(APPEND man ".TP\n.B ${opt}\n")
+    if(NOT t STREQUAL "")
+      string(APPEND man "${t}\n")
+    endif()
+    set(state option)
+  else()
+    if(state STREQUAL "paragraph")
+      string(APPEND man ".PP\n")
+      set(state text)
+    endif()
+    string(STRIP "${line}" t)
+    roff_escape("${t}" t)
+    string(APPEND man "${t}\n")
+  endif()
+endforeach()
+if(state STREQUAL "synopsis")
+  string(APPEND man ".fi\n")
+endif()
+string(APPEND man ".SH SEE ALSO\n.BR luajit (1),\n.BR resty (1)\n")
+file(WRITE ${OUT} "${man}")
