@@ -21,7 +21,11 @@ that one is used instead and nothing is started:
     COSOCKET_REDIS  COSOCKET_MEMCACHED  COSOCKET_MARIADB  COSOCKET_DNS  COSOCKET_WS
     COSOCKET_BEANSTALKD
     (optional: COSOCKET_REDIS_SOCKET, COSOCKET_MARIADB_SOCKET, COSOCKET_BEANSTALKD_SOCKET =
-    unix socket path)
+    unix socket path; a test that needs .path of an external server without one fails
+    naming the variable)
+
+With COSOCKET_EXTERNAL=1 (scripts/test --external) nothing is started for these names:
+a service whose variable is unset fails naming it.
 
 Library:  svc = services.get("redis"); svc.host, svc.port, svc.path; svc.stop()
           svc.kill() then svc.restart(): the same server again, same port and directory
@@ -257,7 +261,7 @@ class Service:
 
     def __init__(self, name, host, port, path=None, proc=None, workdir=None,
                  log=None, stop_signal=signal.SIGTERM, external=False):
-        self.name, self.host, self.port, self.path = name, host, port, path
+        self.name, self.host, self.port, self._path = name, host, port, path
         self.proc, self.dir, self.log_path = proc, workdir, log
         self.stop_signal, self.external = stop_signal, external
         self.ready_s = 0.0      # spawn -> first protocol answer
@@ -271,6 +275,21 @@ class Service:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
     @property
+    def path(self):
+        """The unix socket path. For an external server it comes from the socket variable
+        (COSOCKET_REDIS_SOCKET...); without it a test that needs one fails, naming it."""
+        if self._path is None and self.external and self.name in SOCKET_ENV_VARS:
+            raise ServiceError(
+                f"{self.name} is the external server {ENV_VARS[self.name]}={self.addr}, and this "
+                f"test needs its unix socket: set {SOCKET_ENV_VARS[self.name]} to a socket path "
+                "this machine can open (e.g. a volume of the container; docs/services.md)")
+        return self._path
+
+    @path.setter
+    def path(self, value):
+        self._path = value
+
+    @property
     def socket(self):
         return self.path
 
@@ -281,8 +300,8 @@ class Service:
 
     def env(self):
         e = {ENV_VARS[self.name]: self.addr}
-        if self.path and self.name in SOCKET_ENV_VARS:
-            e[SOCKET_ENV_VARS[self.name]] = self.path
+        if self._path and self.name in SOCKET_ENV_VARS:
+            e[SOCKET_ENV_VARS[self.name]] = self._path
         return e
 
     def log_tail(self, limit=4000):
@@ -343,7 +362,7 @@ class Service:
 
     def __repr__(self):
         kind = "external" if self.external else f"pid {self.proc.pid if self.proc else '-'}"
-        return f"<Service {self.name} {self.addr}{' ' + self.path if self.path else ''} ({kind})>"
+        return f"<Service {self.name} {self.addr}{' ' + self._path if self._path else ''} ({kind})>"
 
 
 def _spawn(svc, argv, env=None):
@@ -517,11 +536,19 @@ def canonical(name):
     return n
 
 
+def external_only():
+    """True when the servers must all come from the variables (scripts/test --external)."""
+    return os.environ.get("COSOCKET_EXTERNAL", "") not in ("", "0")
+
+
 def from_env(name):
     """The external server named by the service's env var, or None when unset."""
     var = ENV_VARS[name]
     value = os.environ.get(var)
     if not value:
+        if external_only():
+            raise ServiceError(f"COSOCKET_EXTERNAL is set (scripts/test --external), so no {name} "
+                               f"is started here: set {var}=host:port to the running {name}")
         return None
     host, port = parse_addr(value, var)
     svc = Service(name, host, port, path=os.environ.get(SOCKET_ENV_VARS.get(name, "")) or None,
@@ -550,7 +577,7 @@ def _start_all(names):
             svc = get(n)
             started.append(svc)
             how = "external" if svc.external else f"ready in {svc.total_s:.2f} s"
-            print(f"services: {n} at {svc.addr}{' ' + svc.path if svc.path else ''} ({how})",
+            print(f"services: {n} at {svc.addr}{' ' + svc._path if svc._path else ''} ({how})",
                   file=sys.stderr, flush=True)
     except BaseException:
         _stop_all(started)
