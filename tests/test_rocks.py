@@ -83,11 +83,13 @@ def test_luarocks_installs_every_module(tree):
 
 @pytest.fixture
 def bare_cosocket(cosocket_bin, tmp_path):
-    """A copy of the binary: no build-tree marker and no ../share/cosocket/lua beside it, so
-    the only drivers it finds are the rock's."""
+    """A copy of the binary with no build-tree marker beside it and an empty
+    ../share/cosocket/lua (so not even an install under /usr/local counts): the only drivers
+    it finds are the rock's."""
     copy = tmp_path / "bin" / "cosocket"
     copy.parent.mkdir()
     shutil.copy2(cosocket_bin, copy)
+    (tmp_path / "share" / "cosocket" / "lua").mkdir(parents=True)
     return str(copy)
 
 
