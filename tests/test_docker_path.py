@@ -59,20 +59,36 @@ def test_compose_comment_and_docs_name_every_variable(compose):
     assert "`COSOCKET_EXTERNAL`" in doc and "scripts/test --external" in doc
 
 
-def bash_check(test, port):
-    """Run a compose healthcheck `bash -c` command against a local port."""
-    assert test[:3] == ["CMD", "bash", "-c"], test
-    script = re.sub(r"/dev/tcp/127\.0\.0\.1/\d+", f"/dev/tcp/127.0.0.1/{port}", test[3])
-    return subprocess.run(["bash", "-c", script], capture_output=True, timeout=10).returncode
+CONTAINER_PORTS = {"redis": 6379, "memcached": 11211, "knot": 53, "ws_echo": 8765,
+                   "beanstalkd": 11300}
 
 
-@pytest.mark.parametrize("name", ["memcached", "beanstalkd"])
-def test_bash_healthchecks_pass_on_the_real_server_and_fail_on_a_closed_port(
+def local_check(name, test, port):
+    """A compose healthcheck command run here, its container port replaced by a local one:
+    bash /dev/tcp, python and kdig take the port in the command; redis-cli gets -p."""
+    kind, argv = test[0], list(test[1:])
+    cport = CONTAINER_PORTS[name]
+    if kind == "CMD-SHELL":
+        argv = ["sh", "-c", argv[0]]
+    argv = [re.sub(rf"(/dev/tcp/127\.0\.0\.1/|-p ){cport}\b", rf"\g<1>{port}", a)
+            .replace(f"8765)", f"{port})") for a in argv]
+    if argv[0] == "redis-cli":
+        argv[1:1] = ["-p", str(port)]
+    if argv[0] == "python":
+        argv[0] = PY
+    assert str(port) in " ".join(argv), (argv, "the port was not replaced")
+    return subprocess.run(argv, capture_output=True, timeout=10).returncode
+
+
+@pytest.mark.parametrize("name", sorted(CONTAINER_PORTS))
+def test_healthchecks_pass_on_the_real_server_and_fail_on_a_closed_port(
         compose, name, request, tcp_port_closed):
+    """The commands of the healthchecks (all but MariaDB's image script), run here against the
+    real servers: they pass on the server and fail on a port with nothing behind it."""
     svc = request.getfixturevalue(name)
     test = compose["services"][name]["healthcheck"]["test"]
-    assert bash_check(test, svc.port) == 0
-    assert bash_check(test, tcp_port_closed) != 0
+    assert local_check(name, test, svc.port) == 0, test
+    assert local_check(name, test, tcp_port_closed) != 0, test
 
 
 def redis_cmd(svc, *args):
