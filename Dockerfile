@@ -16,7 +16,7 @@ RUN apt-get update -q \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOSOCKET_TESTS=OFF \
+RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOSOCKET_TESTS=OFF -DCMAKE_INSTALL_PREFIX=/usr \
  && cmake --build /build -j"$(nproc)" \
  && cd /build && cpack -G DEB \
  && mv /build/cosocket_*.deb /cosocket.deb

@@ -152,3 +152,23 @@ def test_scripts_test_external_runs_without_bootstrap(redis, build_dir_path):
     assert "summary: 1 passed, 0 failed" in out, out
     assert f"ALL PASSED (external servers, ./{os.path.relpath(build_dir_path, REPO)})" in out, out
     assert redis_cmd(redis, "GET", "rt:s") == b"$1\r\nv\r\n"
+
+
+def test_dockerfile_is_multi_stage_with_debian_packages_and_libedit():
+    """The Dockerfile (docs/packaging.md): a build stage and a runtime stage on
+    debian:bookworm-slim; every package its build stage installs is a Debian package (apt
+    knows it); the line editor is libedit (BSD), never GNU readline."""
+    with open(os.path.join(REPO, "Dockerfile")) as f:
+        text = f.read()
+    assert "ARG DEBIAN=debian:bookworm-slim" in text
+    assert re.findall(r"^FROM (\S+)", text, re.M) == ["${DEBIAN}", "${DEBIAN}"]
+    assert "readline" not in text
+    install = re.search(r"apt-get install -y -q --no-install-recommends \\\n(.*?)\n &&", text, re.S)
+    packages = install.group(1).replace("\\", " ").split()
+    assert "libedit-dev" in packages and "dpkg-dev" in packages, packages
+    r = subprocess.run(["apt-cache", "show", "--no-all-versions", *packages],
+                       capture_output=True, text=True, timeout=60)
+    known = set(re.findall(r"^Package: (\S+)$", r.stdout, re.M))
+    assert known == set(packages), (sorted(set(packages) - known), r.stderr)
+    assert "cpack -G DEB" in text and "/tmp/cosocket.deb" in text
+    assert 'ENTRYPOINT ["cosocket"]' in text
