@@ -32,7 +32,9 @@ end
 
 
 def my(run_lua_ok, mariadb, code, via="tcp", subst=None, **kw):
-    s = {"PORT": mariadb.port, "SOCK": mariadb.path, "VIA": via}
+    # the socket path only when used: an external MariaDB (COSOCKET_MARIADB) may have none
+    sock = mariadb.path if via == "unix" or "@SOCK@" in code else ""
+    s = {"PORT": mariadb.port, "SOCK": sock, "VIA": via}
     s.update(subst or {})
     return lua(run_lua_ok, MY + code, s, **kw)
 
