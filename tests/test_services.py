@@ -17,8 +17,8 @@ from helpers.fake_server import FakeServer
 REPO = conftest.REPO
 
 
-def run(*cmd, timeout=20):
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+def run(*cmd, timeout=20, env=None):
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def out(*cmd):
@@ -156,8 +156,11 @@ def test_external_env_var_down(monkeypatch):
 
 def test_services_cli_run(tmp_path):
     t0 = time.monotonic()
+    # what it starts itself: without the variables of servers already running (external mode)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COSOCKET_")}
     r = run(os.path.join(REPO, "scripts", "services"), "run", "redis", "dns", "--", "sh", "-c",
-            'echo "$COSOCKET_REDIS $COSOCKET_DNS $COSOCKET_REDIS_SOCKET"; exit 7', timeout=60)
+            'echo "$COSOCKET_REDIS $COSOCKET_DNS $COSOCKET_REDIS_SOCKET"; exit 7', timeout=60,
+            env=env)
     assert r.returncode == 7, r.stderr
     redis_addr, dns_addr, sock = r.stdout.split()
     assert redis_addr.startswith("127.0.0.1:") and dns_addr.startswith("127.0.0.1:")
