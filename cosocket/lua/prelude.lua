@@ -145,6 +145,27 @@ do
     end
 end
 
+-- Debian ships lua-resty-string and its other lua-resty-* libraries renamed: resty.string is
+-- nginx.string there (package lua-nginx-string), resty.sha256 nginx.sha256, ... When no loader
+-- finds a resty.X (on package.path, package.cpath, ...), the last loader gives Debian's
+-- nginx.X: one module, known by both names.
+do
+    local loaders, searchpath, match = package.loaders, package.searchpath, string.match
+    loaders[#loaders + 1] = function(name)
+        local rest = match(name, "^resty%.(.+)$")
+        if not rest then
+            return nil
+        end
+        local alias = "nginx." .. rest
+        if not searchpath(alias, package.path) then
+            return "\n\tno Debian module '" .. alias .. "'"
+        end
+        return function()
+            return require(alias)
+        end
+    end
+end
+
 -- ngx.socket.connect(host, port, opts) / ("unix:...", opts)
 ngx.socket.connect = function(...)
     local sock = ngx.socket.tcp()
