@@ -180,10 +180,28 @@ os.exit = C.exit
 
 -- lua-resty-core's module names, for code that requires them explicitly
 package.loaded["resty.core"] = package.loaded["resty.core"] or true
-package.loaded["resty.core.base"] = package.loaded["resty.core.base"] or {
-    new_tab = require("table.new"),
-    clear_tab = require("table.clear"),
-}
+
+-- resty.core.base: lua-resty-core's own base.lua, unmodified, when it is on package.path
+-- (Debian's lua-resty-core): its helpers (get_string_buf, get_errmsg_ptr, FFI_OK, ...) and
+-- cdefs (ngx_str_t) are what FFI libraries build on. It replaces the global require with a
+-- wrapper that raises "loop or previous error" for a module another light thread is still
+-- loading; cosocket's require (already Lua, so JIT-compiled) waits for it instead, and is
+-- put back. Without lua-resty-core, the two helpers most libraries take from it.
+do
+    local searchpath, loadfile, getfenv = package.searchpath, loadfile, getfenv
+    package.preload["resty.core.base"] = function(name)
+        local path = searchpath(name, package.path)
+        if not path then
+            return { new_tab = require("table.new"), clear_tab = require("table.clear") }
+        end
+        local chunk = assert(loadfile(path))
+        local env = getfenv(0)
+        local own_require = env.require
+        local base = chunk(name, path)
+        env.require = own_require
+        return base
+    end
+end
 
 package.preload["cosocket"] = function()
     local sema = require "ngx.semaphore"
