@@ -512,8 +512,7 @@ const char* Store::store(int op, std::string_view key, Type type, std::string_vi
   return nullptr;
 }
 
-Store::Get Store::get(std::string_view key, bool stale, Type* type, std::string* buf, double* num,
-                      int32_t* flags, bool* is_stale) {
+Store::Get Store::get(std::string_view key, bool stale, Value* v) {
   uint32_t hash = hash_key(key);
   Lock lk(*this);
   Header* h = hdr();
@@ -527,16 +526,22 @@ Store::Get Store::get(std::string_view key, bool stale, Type* type, std::string*
   if (f == Found::missing || (f == Found::expired && !stale)) return Get::missing;
   Node* n = at<Node>(off);
   if (n->type == kList) return Get::is_list;
-  *type = static_cast<Type>(n->type);
+  v->type = static_cast<Type>(n->type);
   if (n->type == kString) {
-    buf->assign(n->value(), n->value_len);
+    if (n->value_len > v->len) {
+      v->str = static_cast<char*>(malloc(n->value_len));
+      if (!v->str) return Get::no_memory;
+      v->malloced = true;
+    }
+    v->len = n->value_len;
+    if (v->len) memcpy(v->str, n->value(), v->len);
   } else if (n->type == kNumber) {
-    memcpy(num, n->value(), 8);
+    memcpy(&v->num, n->value(), 8);
   } else {
-    *num = n->value()[0] ? 1 : 0;
+    v->num = n->value()[0] ? 1 : 0;
   }
-  *flags = n->flags;
-  *is_stale = f == Found::expired;
+  v->flags = n->flags;
+  v->stale = f == Found::expired;
   return Get::found;
 }
 
