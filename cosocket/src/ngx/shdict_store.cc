@@ -45,8 +45,18 @@ uint32_t hash_key(std::string_view k) {
     p += 8;
     n -= 8;
   }
+  // the last 0-7 bytes in whole loads (two overlapping 4-byte ones, or three bytes): a
+  // memcpy of n bytes is a byte loop whose stores the 8-byte load waits for
   uint64_t w = 0;
-  memcpy(&w, p, n);
+  if (n >= 4) {
+    uint32_t a, b;
+    memcpy(&a, p, 4);
+    memcpy(&b, p + n - 4, 4);
+    w = uint64_t{a} << 32 | b;
+  } else if (n > 0) {
+    auto byte = [p](size_t i) { return uint64_t{static_cast<unsigned char>(p[i])}; };
+    w = byte(0) << 16 | byte(n / 2) << 8 | byte(n - 1);
+  }
   h = (h ^ w) * 0xc4ceb9fe1a85ec53ULL;
   h ^= h >> 32;
   return static_cast<uint32_t>(h);
