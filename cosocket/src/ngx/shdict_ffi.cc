@@ -38,7 +38,7 @@ int ngx_http_lua_ffi_shdict_store(void* zone, int op, const unsigned char* key, 
                                   char** errmsg, int* forcible) {
   bool forced = false;
   std::string_view str;
-  if (value_type == cosocket::shdict::kString && str_value_len) str = key_of(str_value_buf, str_value_len);
+  if (value_type == cosocket::shdict::kString && str_value_buf) str = key_of(str_value_buf, str_value_len);
   const char* err = store_of(zone)->store(op, key_of(key, key_len), static_cast<cosocket::shdict::Type>(value_type),
                                           str, num_value, exptime, user_flags, &forced);
   *forcible = forced;

@@ -500,7 +500,7 @@ const char* Store::store(int op, std::string_view key, Type type, std::string_vi
       n->expires = exptime_ms > 0 ? now + exptime_ms : 0;
       n->flags = flags;
       n->type = type;
-      memcpy(n->value(), val.data(), val.size());
+      if (!val.empty()) memcpy(n->value(), val.data(), val.size());
       return nullptr;
     }
     remove_node(off);
@@ -517,7 +517,7 @@ const char* Store::store(int op, std::string_view key, Type type, std::string_vi
   n->expires = exptime_ms > 0 ? now + exptime_ms : 0;
   n->list_first = n->list_last = 0;
   memcpy(n->data(), key.data(), key.size());
-  memcpy(n->value(), val.data(), val.size());
+  if (!val.empty()) memcpy(n->value(), val.data(), val.size());  // no data pointer when empty
   link_new(off, hash);
   return nullptr;
 }
