@@ -456,14 +456,22 @@ ngx.say(package.cpath:find(arg[1] .. "/?.so;", 1, true) == 1)
     assert lines(r.out) == ["from opm, from luarocks, from -I", "true"]
 
 
-def test_resty_core_shdict_is_satisfied_by_the_built_in_dicts(run_lua):
-    # lua-resty-lock starts with require "resty.core.shdict": the dict API is built in here,
-    # so the module loads (lua-resty-core's own would bind nginx's C side) and the dicts work
+def test_resty_core_shdict_is_the_ffi_binding_of_the_dicts(run_lua):
+    # lua-resty-lock starts with require "resty.core.shdict": here that is cosocket's own
+    # binding of the dicts through lua-nginx-module's FFI ABI (lua/resty_core_shdict.lua),
+    # loaded at start-up as OpenResty loads resty.core: the methods lua-resty-core binds are
+    # Lua functions, the ones lua-nginx-module keeps in C (lists, get_keys) C functions
     r = run_lua(r'''
 local m = require "resty.core.shdict"
-ngx.say(type(m), " ", m.version)
+ngx.say(type(m), " ", m.version, " ", package.loaded["resty.core.shdict"] == m)
 local d = ngx.shared.d
 ngx.say(d:set("k", 1), " ", d:incr("k", 41), " ", d:add("k", 2))
+local what = {}
+for _, name in ipairs{"get", "set", "incr", "ttl", "capacity", "lpush", "llen", "get_keys"} do
+  what[#what + 1] = name .. "=" .. debug.getinfo(d[name], "S").what
+end
+ngx.say(table.concat(what, " "))
 ''', flags=["--shdict", "d 1m"])
     assert r.rc == 0, r.describe()
-    assert lines(r.out) == ["table cosocket", "true 42 falseexistsfalse"]
+    assert lines(r.out) == ["table 0.1.25 true", "true 42 falseexistsfalse",
+                            "get=Lua set=Lua incr=Lua ttl=Lua capacity=Lua lpush=C llen=C get_keys=C"]

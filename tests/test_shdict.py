@@ -321,6 +321,24 @@ def test_methods(run_lua_ok):
     assert run_dogs(run_lua_ok, METHODS_LUA) == METHODS_EXPECTED
 
 
+# Debian's lua-resty-core 0.1.25 (a dependency of libnginx-mod-http-lua), unmodified: its
+# resty/core/base.lua, then its resty/core/shdict.lua binding the dicts over cosocket's
+# through the FFI ABI (ngx/shdict_ffi.cc), as it binds nginx's
+DEBIAN_CORE = "/usr/share/lua/5.1/resty/core"
+DEBIAN_SHDICT_LUA = f'''
+package.loaded["resty.core.base"] = dofile("{DEBIAN_CORE}/base.lua")
+assert(loadfile("{DEBIAN_CORE}/shdict.lua"))("resty.core.shdict")
+assert(debug.getinfo(ngx.shared.dogs.get, "S").source == "@{DEBIAN_CORE}/shdict.lua")
+'''
+
+
+@pytest.mark.parametrize("script,expected", [(ARGS_LUA, ARGS_EXPECTED), (METHODS_LUA, METHODS_EXPECTED)],
+                         ids=["argument_checks", "methods"])
+def test_debian_lua_resty_core_shdict_binds_the_ffi_abi(run_lua_ok, script, expected):
+    assert os.path.exists(f"{DEBIAN_CORE}/shdict.lua"), "Debian's lua-resty-core is not installed"
+    assert run_dogs(run_lua_ok, DEBIAN_SHDICT_LUA + script) == expected
+
+
 # checked against resty-ref: expiry, get_stale after it, incr/add/lists over expired items, flush_expired (100 ms ttls, 300 ms sleeps)
 EXPIRY_LUA = r'''
 local d = ngx.shared.dogs
@@ -598,3 +616,28 @@ def test_worker_killed_holding_the_lock(run_lua):
         "before=kept list=1 boom=nil counter ok=true w1 incrs>0=true",
         "set after=true get=y",
     ], r.describe()
+
+
+# checked against resty-ref: values longer than the binding's 4096-byte buffer, which
+# ngx_http_lua_ffi_shdict_get copies into memory from malloc() that the binding frees (ASan
+# checks both sides), and a boolean (its byte in the buffer)
+LONG_VALUES_LUA = r'''
+local d = ngx.shared.dogs
+for _, n in ipairs{4095, 4096, 4097, 10000, 300000} do
+  local v = string.rep(string.char(65 + n % 26), n)
+  assert(d:set("k" .. n, v, 0, n))
+  local got, flags = d:get("k" .. n)
+  local stale, sflags, is_stale = d:get_stale("k" .. n)
+  show(n, got == v, flags, stale == v, sflags, is_stale)
+end
+show(d:set("b", false), d:get("b"), d:get_stale("b"))
+'''
+LONG_VALUES_EXPECTED = [f"6: {n}, true, {n}, true, {n}, false" for n in (4095, 4096, 4097, 10000, 300000)] + [
+    "5: true, false, false, nil, false"]
+
+
+@pytest.mark.parametrize("binding", ["cosocket", "debian"])
+def test_long_values_through_the_ffi(run_lua_ok, binding):
+    prefix = DEBIAN_SHDICT_LUA if binding == "debian" else ""
+    assert run_dogs(run_lua_ok, prefix + LONG_VALUES_LUA) == LONG_VALUES_EXPECTED
+

@@ -113,10 +113,3 @@ local constants = {
 for k, v in pairs(constants) do
     rawset(ngx, k, v)
 end
-
--- ngx.shared is built in (ngx/shdict.cc), as lua-resty-core's FFI version of it is inside
--- OpenResty: libraries that require "resty.core.shdict" to be sure of that API (lua-resty-lock
--- does) get a module that says so, rather than lua-resty-core's, which binds nginx's C side
-package.preload["resty.core.shdict"] = function()
-    return { version = "cosocket" }
-end

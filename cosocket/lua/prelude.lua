@@ -145,6 +145,27 @@ do
     end
 end
 
+-- Debian ships lua-resty-string and its other lua-resty-* libraries renamed: resty.string is
+-- nginx.string there (package lua-nginx-string), resty.sha256 nginx.sha256, ... When no loader
+-- finds a resty.X (on package.path, package.cpath, ...), the last loader gives Debian's
+-- nginx.X: one module, known by both names.
+do
+    local loaders, searchpath, match = package.loaders, package.searchpath, string.match
+    loaders[#loaders + 1] = function(name)
+        local rest = match(name, "^resty%.(.+)$")
+        if not rest then
+            return nil
+        end
+        local alias = "nginx." .. rest
+        if not searchpath(alias, package.path) then
+            return "\n\tno Debian module '" .. alias .. "'"
+        end
+        return function()
+            return require(alias)
+        end
+    end
+end
+
 -- ngx.socket.connect(host, port, opts) / ("unix:...", opts)
 ngx.socket.connect = function(...)
     local sock = ngx.socket.tcp()
@@ -159,10 +180,28 @@ os.exit = C.exit
 
 -- lua-resty-core's module names, for code that requires them explicitly
 package.loaded["resty.core"] = package.loaded["resty.core"] or true
-package.loaded["resty.core.base"] = package.loaded["resty.core.base"] or {
-    new_tab = require("table.new"),
-    clear_tab = require("table.clear"),
-}
+
+-- resty.core.base: lua-resty-core's own base.lua, unmodified, when it is on package.path
+-- (Debian's lua-resty-core): its helpers (get_string_buf, get_errmsg_ptr, FFI_OK, ...) and
+-- cdefs (ngx_str_t) are what FFI libraries build on. It replaces the global require with a
+-- wrapper that raises "loop or previous error" for a module another light thread is still
+-- loading; cosocket's require (already Lua, so JIT-compiled) waits for it instead, and is
+-- put back. Without lua-resty-core, the two helpers most libraries take from it.
+do
+    local searchpath, loadfile, getfenv = package.searchpath, loadfile, getfenv
+    package.preload["resty.core.base"] = function(name)
+        local path = searchpath(name, package.path)
+        if not path then
+            return { new_tab = require("table.new"), clear_tab = require("table.clear") }
+        end
+        local chunk = assert(loadfile(path))
+        local env = getfenv(0)
+        local own_require = env.require
+        local base = chunk(name, path)
+        env.require = own_require
+        return base
+    end
+end
 
 package.preload["cosocket"] = function()
     local sema = require "ngx.semaphore"

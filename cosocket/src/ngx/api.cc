@@ -312,6 +312,7 @@ void open_api(lua_State* L) {
     lua_setfield(L, -2, mod.c_str());
   }
   lua_pop(L, 2);
+  bind_ngx_shared(L);  // ngx.shared.DICT's FFI methods, as OpenResty loads resty.core
   lua_settop(L, ngx - 1);
 }
 

@@ -11,15 +11,15 @@ extern "C" {
 #include <lua.h>
 }
 
+#include "ngx/core_symbols.h"
 #include "ngx/families.h"
 #include "ngx/lua_args.h"
 
 namespace cosocket {
 namespace {
 
-const char kBase64Chars[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
+// Both are bindings of nginx's own ngx_encode_base64/ngx_decode_base64 (core_symbols.h),
+// which lua-resty-core's FFI calls too.
 int l_ngx_encode_base64(lua_State* L) {
   lua_settop(L, 2);  // coerce_string may push
   size_t len;
@@ -31,79 +31,26 @@ int l_ngx_encode_base64(lua_State* L) {
   } else if (t != LUA_TNONE && t != LUA_TNIL) {
     return luaL_error(L, "bad no_padding: boolean expected, got %s", lua_typename(L, t));
   }
-  const auto* s = reinterpret_cast<const unsigned char*>(src);
-  std::string out;
-  out.reserve((len + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 2 < len; i += 3) {
-    uint32_t v = (uint32_t{s[i]} << 16) | (uint32_t{s[i + 1]} << 8) | s[i + 2];
-    out.push_back(kBase64Chars[(v >> 18) & 63]);
-    out.push_back(kBase64Chars[(v >> 12) & 63]);
-    out.push_back(kBase64Chars[(v >> 6) & 63]);
-    out.push_back(kBase64Chars[v & 63]);
-  }
-  if (i < len) {
-    uint32_t v = uint32_t{s[i]} << 16;
-    if (i + 1 < len) v |= uint32_t{s[i + 1]} << 8;
-    out.push_back(kBase64Chars[(v >> 18) & 63]);
-    out.push_back(kBase64Chars[(v >> 12) & 63]);
-    if (i + 1 < len) {
-      out.push_back(kBase64Chars[(v >> 6) & 63]);
-    } else if (pad) {
-      out.push_back('=');
-    }
-    if (pad) out.push_back('=');
-  }
-  lua_pushlstring(L, out.data(), out.size());
+  std::string out(base64_encoded_length(len), '\0');
+  ngx_str_t in{len, reinterpret_cast<unsigned char*>(const_cast<char*>(src))};
+  ngx_str_t dst{out.size(), reinterpret_cast<unsigned char*>(&out[0])};
+  encode_base64(&dst, &in, pad);
+  lua_pushlstring(L, out.data(), dst.len);
   return 1;
-}
-
-int base64_value(unsigned char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
-
-// nginx's rules: decoding stops at the first '=', anything else outside the alphabet
-// is an error, and so is a length of 4n+1.
-bool decode_base64(const unsigned char* s, size_t slen, std::string* out) {
-  size_t len = 0;
-  for (; len < slen; ++len) {
-    if (s[len] == '=') break;
-    if (base64_value(s[len]) < 0) return false;
-  }
-  if (len % 4 == 1) return false;
-  out->reserve(len / 4 * 3 + 2);
-  size_t i = 0;
-  for (; i + 3 < len; i += 4) {
-    uint32_t v = (uint32_t(base64_value(s[i])) << 18) | (uint32_t(base64_value(s[i + 1])) << 12) |
-                 (uint32_t(base64_value(s[i + 2])) << 6) | uint32_t(base64_value(s[i + 3]));
-    out->push_back(static_cast<char>(v >> 16));
-    out->push_back(static_cast<char>((v >> 8) & 0xff));
-    out->push_back(static_cast<char>(v & 0xff));
-  }
-  if (len - i >= 2) {
-    uint32_t v = (uint32_t(base64_value(s[i])) << 18) | (uint32_t(base64_value(s[i + 1])) << 12);
-    if (len - i == 3) v |= uint32_t(base64_value(s[i + 2])) << 6;
-    out->push_back(static_cast<char>(v >> 16));
-    if (len - i == 3) out->push_back(static_cast<char>((v >> 8) & 0xff));
-  }
-  return true;
 }
 
 int l_ngx_decode_base64(lua_State* L) {
   if (lua_type(L, 1) != LUA_TSTRING) return luaL_error(L, "string argument only");
   size_t len;
   const char* s = lua_tolstring(L, 1, &len);
-  std::string out;
-  if (!decode_base64(reinterpret_cast<const unsigned char*>(s), len, &out)) {
+  std::string out(base64_decoded_length(len), '\0');
+  ngx_str_t in{len, reinterpret_cast<unsigned char*>(const_cast<char*>(s))};
+  ngx_str_t dst{out.size(), reinterpret_cast<unsigned char*>(&out[0])};
+  if (ngx_decode_base64(&dst, &in) != kNgxOk) {
     lua_pushnil(L);
     return 1;
   }
-  lua_pushlstring(L, out.data(), out.size());
+  lua_pushlstring(L, out.data(), dst.len);
   return 1;
 }
 

@@ -12,6 +12,7 @@ extern "C" {
 #include <lua.h>
 }
 
+#include "ngx/core_symbols.h"
 #include "ngx/families.h"
 #include "ngx/lua_args.h"
 
@@ -30,13 +31,9 @@ int push_digest(lua_State* L, const EVP_MD* md, bool hex) {
     lua_pushlstring(L, reinterpret_cast<const char*>(digest), dlen);
     return 1;
   }
-  static const char kHex[] = "0123456789abcdef";
-  char buf[EVP_MAX_MD_SIZE * 2];
-  for (unsigned int i = 0; i < dlen; ++i) {
-    buf[2 * i] = kHex[digest[i] >> 4];
-    buf[2 * i + 1] = kHex[digest[i] & 15];
-  }
-  lua_pushlstring(L, buf, dlen * 2);
+  unsigned char buf[EVP_MAX_MD_SIZE * 2];
+  ngx_hex_dump(buf, digest, dlen);
+  lua_pushlstring(L, reinterpret_cast<const char*>(buf), dlen * 2);
   return 1;
 }
 

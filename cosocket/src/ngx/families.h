@@ -31,6 +31,9 @@ void open_ngx_uri(lua_State* L, int ngx);     // escape_uri, unescape_uri, encod
 void open_ngx_sql(lua_State* L, int ngx);     // quote_sql_str
 // ngx.shared: a table of the --shdict dicts (shdict.h), empty without any
 void open_ngx_shared(lua_State* L, int ngx);
+// their FFI methods: requires "resty.core.shdict" when there are dicts (once the embedded
+// modules are preloadable)
+void bind_ngx_shared(lua_State* L);
 
 // Sets each function of `funcs` (ended by {nullptr, nullptr}) as the field of its name
 // in the table at absolute stack index `ngx`: how the families install their functions.

@@ -1,18 +1,18 @@
-// shdict.cc -- ngx.shared.DICT's Lua methods over the Store (shdict_store.h).
+// shdict.cc -- ngx.shared: the dicts (made before -w N forks), the ngx.shared table, and
+// the methods lua-nginx-module 0.10.23 keeps in its Lua C API (lpush, rpush, lpop, rpop,
+// llen, flush_expired, get_keys), over the Store (shdict_store.h). The other methods are
+// the FFI functions of shdict_ffi.cc, bound by resty.core.shdict (lua/resty_core_shdict.lua)
+// as lua-resty-core binds them, which bind_ngx_shared loads at start-up as OpenResty does.
 //
 // Arguments, return values and error strings are lua-nginx-module 0.10.23's with
 // lua-resty-core 0.1.25, as resty-cli runs them (checked with /work/shared/tools/resty-ref,
-// see tests/test_shdict.py): get, get_stale, set, safe_set, add, safe_add, replace, delete,
-// incr, ttl, expire, flush_all, capacity and free_space check their arguments as
-// resty/core/shdict.lua does (non-string keys go through tostring); lpush, rpush, lpop,
-// rpop, llen, flush_expired and get_keys as ngx_http_lua_shdict.c's C functions do. A
-// dict is, as there, a table {[1] = userdata} whose metatable is its own __index.
+// see tests/test_shdict.py). A dict is, as there, a table {[1] = userdata} whose metatable
+// is its own __index; the userdata's first word is the dict's zone (its Store).
 #include "ngx/shdict.h"
 
-#include <climits>
-#include <cmath>
 #include <cstdint>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -20,6 +20,7 @@
 #include <utility>
 
 #include "ngx/families.h"
+#include "ngx/shdict_ffi.h"
 #include "ngx/shdict_store.h"
 
 namespace cosocket {
@@ -31,8 +32,8 @@ using shdict::Store;
 constexpr uint64_t kZoneMagic = 0x6e67782e73686172ULL;
 
 struct ZoneUd {
+  Store* zone;  // first, as nginx's ngx_shm_zone_t * (ngx_http_lua_ffi_shdict_udata_to_zone)
   uint64_t magic;
-  Store* store;
 };
 
 struct Dict {
@@ -66,18 +67,13 @@ Store* udata_store(lua_State* L, int t) {
   Store* s = nullptr;
   if (lua_type(L, -1) == LUA_TUSERDATA && lua_objlen(L, -1) == sizeof(ZoneUd)) {
     auto* z = static_cast<ZoneUd*>(lua_touserdata(L, -1));
-    if (z->magic == kZoneMagic) s = z->store;
+    if (z->magic == kZoneMagic) s = static_cast<Store*>(ngx_http_lua_ffi_shdict_udata_to_zone(z));
   }
   lua_pop(L, 1);
   return s;
 }
 
-// resty.core's check_zone
-Store* check_zone(lua_State* L) {
-  Store* s = udata_store(L, 1);
-  if (!s) luaL_error(L, "bad \"zone\" argument");
-  return s;
-}
+// --- the C functions of ngx_http_lua_shdict.c ---------------------------------
 
 int push_nil_err(lua_State* L, const char* err) {
   lua_pushnil(L);
@@ -85,27 +81,8 @@ int push_nil_err(lua_State* L, const char* err) {
   return 2;
 }
 
-// resty.core's key checks: nil, tostring() for others, empty, too long. 0 when *key is
-// set; else the number of values pushed (nil, err).
-int ffi_key(lua_State* L, int idx, std::string_view* key) {
-  int t = lua_type(L, idx);
-  if (t == LUA_TNIL || t == LUA_TNONE) return push_nil_err(L, "nil key");
-  if (t != LUA_TSTRING && t != LUA_TNUMBER) {
-    lua_getglobal(L, "tostring");
-    lua_pushvalue(L, idx);
-    lua_call(L, 1, 1);
-    lua_replace(L, idx);
-  }
-  size_t len = 0;
-  const char* s = lua_tolstring(L, idx, &len);
-  if (!s) len = 0;
-  if (len == 0) return push_nil_err(L, "empty key");
-  if (len > shdict::kMaxKeyLen) return push_nil_err(L, "key too long");
-  *key = {s, len};
-  return 0;
-}
-
-// the C functions' key checks (luaL_checklstring)
+// the key checks of the C functions (luaL_checklstring): 0 when *key is set; else the
+// number of values pushed (nil, err)
 int c_key(lua_State* L, std::string_view* key) {
   if (lua_isnil(L, 2)) return push_nil_err(L, "nil key");
   size_t len = 0;
@@ -115,190 +92,6 @@ int c_key(lua_State* L, std::string_view* key) {
   *key = {s, len};
   return 0;
 }
-
-// seconds (a Lua number) to the milliseconds resty.core passes (exptime * 1000 as a C long)
-long to_ms(lua_Number sec) {
-  lua_Number ms = sec * 1000;
-  if (!(ms > 0)) return ms < 0 ? static_cast<long>(std::fmax(ms, -9.2e18)) : 0;
-  return ms >= 9.2e18 ? 9200000000000000000L : static_cast<long>(ms);
-}
-
-int store_op(lua_State* L, int op) {
-  Store* s = check_zone(L);
-  long exptime = 0;
-  int t4 = lua_type(L, 4);
-  if (t4 == LUA_TNUMBER) {
-    lua_Number e = lua_tonumber(L, 4);
-    if (e < 0) return luaL_error(L, "bad \"exptime\" argument");
-    exptime = to_ms(e);
-  } else if (lua_toboolean(L, 4)) {
-    return luaL_error(L, "attempt to compare %s with number", luaL_typename(L, 4));
-  }
-  std::string_view key;
-  if (int n = ffi_key(L, 2, &key)) return n;
-  shdict::Type type;
-  std::string_view str;
-  double num = 0;
-  switch (lua_type(L, 3)) {
-    case LUA_TSTRING: {
-      size_t len;
-      const char* p = lua_tolstring(L, 3, &len);
-      str = {p, len};
-      type = shdict::kString;
-      break;
-    }
-    case LUA_TNUMBER:
-      type = shdict::kNumber;
-      num = lua_tonumber(L, 3);
-      break;
-    case LUA_TNIL:
-    case LUA_TNONE: type = shdict::kNil; break;
-    case LUA_TBOOLEAN:
-      type = shdict::kBoolean;
-      num = lua_toboolean(L, 3);
-      break;
-    default: return push_nil_err(L, "bad value type");
-  }
-  int32_t flags = 0;
-  int t5 = lua_type(L, 5);
-  if (t5 == LUA_TNUMBER) {
-    lua_Number f = lua_tonumber(L, 5);
-    // the FFI's double -> int: truncation, INT32_MIN out of range (as resty-ref shows)
-    flags = f > -2147483649.0 && f < 2147483648.0 ? static_cast<int32_t>(f) : INT32_MIN;
-  } else if (t5 == LUA_TBOOLEAN) {
-    flags = lua_toboolean(L, 5);  // false is no flags; the FFI converts true to 1
-  } else if (t5 != LUA_TNIL && t5 != LUA_TNONE) {
-    return luaL_error(L, "bad argument #10 to 'ngx_lua_ffi_shdict_store' (cannot convert '%s' to 'int')",
-                      luaL_typename(L, 5));
-  }
-  bool forcible = false;
-  const char* err = s->store(op, key, type, str, num, exptime, flags, &forcible);
-  lua_pushboolean(L, err == nullptr);
-  if (err) lua_pushstring(L, err);
-  else lua_pushnil(L);
-  lua_pushboolean(L, forcible);
-  return 3;
-}
-
-int l_set(lua_State* L) { return store_op(L, shdict::kSet); }
-int l_safe_set(lua_State* L) { return store_op(L, shdict::kSet | shdict::kSafe); }
-int l_add(lua_State* L) { return store_op(L, shdict::kAdd); }
-int l_safe_add(lua_State* L) { return store_op(L, shdict::kAdd | shdict::kSafe); }
-int l_replace(lua_State* L) { return store_op(L, shdict::kReplace); }
-
-int l_delete(lua_State* L) {
-  lua_settop(L, 2);
-  lua_pushnil(L);
-  return store_op(L, shdict::kSet);
-}
-
-int get_op(lua_State* L, bool stale) {
-  Store* s = check_zone(L);
-  std::string_view key;
-  if (int n = ffi_key(L, 2, &key)) return n;
-  shdict::Type type = shdict::kNil;
-  double num = 0;
-  int32_t flags = 0;
-  bool is_stale = false;
-  std::string& buf = scratch();
-  switch (s->get(key, stale, &type, &buf, &num, &flags, &is_stale)) {
-    case Store::Get::missing: lua_pushnil(L); return 1;
-    case Store::Get::is_list: return push_nil_err(L, "value is a list");
-    case Store::Get::found: break;
-  }
-  if (type == shdict::kString) lua_pushlstring(L, buf.data(), buf.size());
-  else if (type == shdict::kNumber) lua_pushnumber(L, num);
-  else lua_pushboolean(L, num != 0);
-  if (stale) {
-    if (flags) lua_pushnumber(L, flags);
-    else lua_pushnil(L);
-    lua_pushboolean(L, is_stale);
-    return 3;
-  }
-  if (!flags) return 1;
-  lua_pushnumber(L, flags);
-  return 2;
-}
-
-int l_get(lua_State* L) { return get_op(L, false); }
-int l_get_stale(lua_State* L) { return get_op(L, true); }
-
-// tonumber() of argument idx; false when it is not a number
-bool to_number(lua_State* L, int idx, lua_Number* out) {
-  int t = lua_type(L, idx);
-  if (t != LUA_TNUMBER && t != LUA_TSTRING) return false;
-  if (t == LUA_TSTRING && !lua_isnumber(L, idx)) return false;
-  *out = lua_tonumber(L, idx);
-  return true;
-}
-
-int l_incr(lua_State* L) {
-  Store* s = check_zone(L);
-  std::string_view key;
-  if (int n = ffi_key(L, 2, &key)) return n;
-  lua_Number value;
-  if (!to_number(L, 3, &value)) return luaL_error(L, "cannot convert 'nil' to 'double'");
-  bool has_init = lua_toboolean(L, 4);
-  lua_Number init = 0;
-  if (has_init && !to_number(L, 4, &init))
-    return luaL_error(L, "bad init arg: number expected, got %s", luaL_typename(L, 4));
-  lua_Number init_ttl = 0;
-  if (!lua_isnoneornil(L, 5)) {
-    if (!to_number(L, 5, &init_ttl))
-      return luaL_error(L, "bad init_ttl arg: number expected, got %s", luaL_typename(L, 5));
-    if (init_ttl < 0) return luaL_error(L, "bad \"init_ttl\" argument");
-    if (!has_init) return luaL_error(L, "must provide \"init\" when providing \"init_ttl\"");
-  }
-  bool forcible = false;
-  double v = value;
-  const char* err = s->incr(key, &v, has_init, init, to_ms(init_ttl), &forcible);
-  if (err) return push_nil_err(L, err);
-  lua_pushnumber(L, v);
-  if (!has_init) return 1;
-  lua_pushnil(L);
-  lua_pushboolean(L, forcible);
-  return 3;
-}
-
-int l_ttl(lua_State* L) {
-  Store* s = check_zone(L);
-  std::string_view key;
-  if (int n = ffi_key(L, 2, &key)) return n;
-  long ms = 0;
-  if (!s->ttl(key, &ms)) return push_nil_err(L, "not found");
-  lua_pushnumber(L, static_cast<lua_Number>(ms) / 1000);
-  return 1;
-}
-
-int l_expire(lua_State* L) {
-  Store* s = check_zone(L);
-  if (!lua_toboolean(L, 3)) return luaL_error(L, "bad \"exptime\" argument");
-  std::string_view key;
-  if (int n = ffi_key(L, 2, &key)) return n;
-  lua_Number e;
-  if (!to_number(L, 3, &e))
-    return luaL_error(L, "attempt to perform arithmetic on local 'exptime' (a %s value)", luaL_typename(L, 3));
-  if (!s->expire(key, to_ms(e))) return push_nil_err(L, "not found");
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-int l_flush_all(lua_State* L) {
-  check_zone(L)->flush_all();
-  return 0;
-}
-
-int l_capacity(lua_State* L) {
-  lua_pushnumber(L, static_cast<lua_Number>(check_zone(L)->capacity()));
-  return 1;
-}
-
-int l_free_space(lua_State* L) {
-  lua_pushnumber(L, static_cast<lua_Number>(check_zone(L)->free_space()));
-  return 1;
-}
-
-// --- the C functions of ngx_http_lua_shdict.c ---------------------------------
 
 Store* c_zone(lua_State* L) {
   if (lua_type(L, 1) != LUA_TTABLE) luaL_error(L, "bad \"zone\" argument");
@@ -414,20 +207,18 @@ int l_get_keys(lua_State* L) {
 }
 
 const luaL_Reg kMethods[] = {
-    {"get", l_get},         {"get_stale", l_get_stale},
-    {"set", l_set},         {"safe_set", l_safe_set},
-    {"add", l_add},         {"safe_add", l_safe_add},
-    {"replace", l_replace}, {"delete", l_delete},
-    {"incr", l_incr},       {"ttl", l_ttl},
-    {"expire", l_expire},   {"flush_all", l_flush_all},
-    {"capacity", l_capacity}, {"free_space", l_free_space},
-    {"lpush", l_lpush},     {"rpush", l_rpush},
-    {"lpop", l_lpop},       {"rpop", l_rpop},
-    {"llen", l_llen},       {"flush_expired", l_flush_expired},
-    {"get_keys", l_get_keys}, {nullptr, nullptr},
+    {"lpush", l_lpush},         {"rpush", l_rpush}, {"lpop", l_lpop},
+    {"rpop", l_rpop},           {"llen", l_llen},   {"flush_expired", l_flush_expired},
+    {"get_keys", l_get_keys},   {nullptr, nullptr},
 };
 
 }  // namespace
+
+bool is_shared_dict_zone(const void* zone) {
+  for (const auto& d : dicts())
+    if (d.store.get() == zone) return true;
+  return false;
+}
 
 bool parse_shdict_spec(const std::string& spec, ShdictSpec* out, std::string* err) {
   size_t sp = spec.find_first_of(" \t");
@@ -506,8 +297,8 @@ void open_ngx_shared(lua_State* L, int ngx) {
   for (auto& d : ds) {
     lua_createtable(L, 1, 0);
     auto* z = static_cast<ZoneUd*>(lua_newuserdata(L, sizeof(ZoneUd)));
+    z->zone = d.store.get();
     z->magic = kZoneMagic;
-    z->store = d.store.get();
     lua_rawseti(L, -2, 1);
     lua_pushvalue(L, -2);
     lua_setmetatable(L, -2);
@@ -515,6 +306,16 @@ void open_ngx_shared(lua_State* L, int ngx) {
   }
   lua_pop(L, 1);
   lua_setfield(L, ngx, "shared");
+}
+
+void bind_ngx_shared(lua_State* L) {
+  if (dicts().empty()) return;  // nothing to bind: no FFI at start-up
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "resty.core.shdict");
+  if (lua_pcall(L, 1, 0, 0) != 0) {
+    fprintf(stderr, "cosocket: resty.core.shdict failed: %s\n", lua_tostring(L, -1));
+    abort();
+  }
 }
 
 }  // namespace cosocket

@@ -19,6 +19,9 @@ bool parse_shdict_spec(const std::string& spec, ShdictSpec* out, std::string* er
 // it). false with *err on failure (a duplicate name, mmap).
 bool create_shared_dicts(const std::vector<ShdictSpec>& specs, std::string* err);
 
+// Whether `zone` is one of this process's dicts (its Store): the FFI's zone handles.
+bool is_shared_dict_zone(const void* zone);
+
 }  // namespace cosocket
 
 #endif  // COSOCKET_NGX_SHDICT_H_

@@ -45,8 +45,18 @@ uint32_t hash_key(std::string_view k) {
     p += 8;
     n -= 8;
   }
+  // the last 0-7 bytes in whole loads (two overlapping 4-byte ones, or three bytes): a
+  // memcpy of n bytes is a byte loop whose stores the 8-byte load waits for
   uint64_t w = 0;
-  memcpy(&w, p, n);
+  if (n >= 4) {
+    uint32_t a, b;
+    memcpy(&a, p, 4);
+    memcpy(&b, p + n - 4, 4);
+    w = uint64_t{a} << 32 | b;
+  } else if (n > 0) {
+    auto byte = [p](size_t i) { return uint64_t{static_cast<unsigned char>(p[i])}; };
+    w = byte(0) << 16 | byte(n / 2) << 8 | byte(n - 1);
+  }
   h = (h ^ w) * 0xc4ceb9fe1a85ec53ULL;
   h ^= h >> 32;
   return static_cast<uint32_t>(h);
@@ -490,7 +500,7 @@ const char* Store::store(int op, std::string_view key, Type type, std::string_vi
       n->expires = exptime_ms > 0 ? now + exptime_ms : 0;
       n->flags = flags;
       n->type = type;
-      memcpy(n->value(), val.data(), val.size());
+      if (!val.empty()) memcpy(n->value(), val.data(), val.size());
       return nullptr;
     }
     remove_node(off);
@@ -507,13 +517,12 @@ const char* Store::store(int op, std::string_view key, Type type, std::string_vi
   n->expires = exptime_ms > 0 ? now + exptime_ms : 0;
   n->list_first = n->list_last = 0;
   memcpy(n->data(), key.data(), key.size());
-  memcpy(n->value(), val.data(), val.size());
+  if (!val.empty()) memcpy(n->value(), val.data(), val.size());  // no data pointer when empty
   link_new(off, hash);
   return nullptr;
 }
 
-Store::Get Store::get(std::string_view key, bool stale, Type* type, std::string* buf, double* num,
-                      int32_t* flags, bool* is_stale) {
+Store::Get Store::get(std::string_view key, bool stale, Value* v) {
   uint32_t hash = hash_key(key);
   Lock lk(*this);
   Header* h = hdr();
@@ -527,16 +536,22 @@ Store::Get Store::get(std::string_view key, bool stale, Type* type, std::string*
   if (f == Found::missing || (f == Found::expired && !stale)) return Get::missing;
   Node* n = at<Node>(off);
   if (n->type == kList) return Get::is_list;
-  *type = static_cast<Type>(n->type);
+  v->type = static_cast<Type>(n->type);
   if (n->type == kString) {
-    buf->assign(n->value(), n->value_len);
+    if (n->value_len > v->len) {
+      v->str = static_cast<char*>(malloc(n->value_len));
+      if (!v->str) return Get::no_memory;
+      v->malloced = true;
+    }
+    v->len = n->value_len;
+    if (v->len) memcpy(v->str, n->value(), v->len);
   } else if (n->type == kNumber) {
-    memcpy(num, n->value(), 8);
+    memcpy(&v->num, n->value(), 8);
   } else {
-    *num = n->value()[0] ? 1 : 0;
+    v->num = n->value()[0] ? 1 : 0;
   }
-  *flags = n->flags;
-  *is_stale = f == Found::expired;
+  v->flags = n->flags;
+  v->stale = f == Found::expired;
   return Get::found;
 }
 

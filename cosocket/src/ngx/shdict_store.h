@@ -20,6 +20,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -58,11 +59,35 @@ class Store {
   const char* store(int op, std::string_view key, Type type, std::string_view str, double num,
                     long exptime_ms, int32_t flags, bool* forcible);
 
-  enum class Get { missing, found, is_list };
-  // get (stale=false) / get_stale. On found: *type, the bytes in *buf (string), *num
-  // (number, or the boolean 0/1), *flags, *is_stale.
+  // what get() found
+  struct Value {
+    Type type = kNil;
+    double num = 0;  // the number, or the boolean (0/1)
+    int32_t flags = 0;
+    bool stale = false;
+    // a string: in, the caller's buffer and its size; out, where the bytes are and their
+    // length. A string longer than the buffer goes into memory from malloc() (as
+    // lua-nginx-module's get does), which the caller frees: `malloced` says so.
+    char* str = nullptr;
+    size_t len = 0;
+    bool malloced = false;
+  };
+  enum class Get { missing, found, is_list, no_memory };
+  // get (stale=false) / get_stale
+  Get get(std::string_view key, bool stale, Value* v);
+  // the same with the string in *buf (tests)
   Get get(std::string_view key, bool stale, Type* type, std::string* buf, double* num,
-          int32_t* flags, bool* is_stale);
+          int32_t* flags, bool* is_stale) {
+    Value v;
+    Get g = get(key, stale, &v);
+    *type = v.type;
+    if (g == Get::found && v.type == kString) buf->assign(v.str, v.len);
+    if (v.malloced) free(v.str);
+    *num = v.num;
+    *flags = v.flags;
+    *is_stale = v.stale;
+    return g;
+  }
 
   // incr: *value in, the new value out. nullptr or "not found" / "not a number" / "no memory".
   const char* incr(std::string_view key, double* value, bool has_init, double init, long init_ttl_ms,
