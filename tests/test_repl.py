@@ -590,9 +590,10 @@ def test_piped_sigint_cancels_the_line(cosocket_bin):
     assert err == b"interrupted\n"
 
 
-def test_no_script_without_terminal_is_still_an_error(run_lua):
-    r = run_lua(stdin="print(1)\n")
-    assert r.rc == 2 and "no script given" in r.err, r.describe()
+def test_no_script_without_terminal_runs_stdin_as_the_script(run_lua):
+    # as lua does: no REPL without -i, the whole input is one chunk
+    r = run_lua(stdin="local x = 1\nprint(x + 1)\n")
+    assert (r.rc, r.out) == (0, "2\n"), r.describe()
     r = run_lua(flags=["-"], stdin="print('script from stdin')\n")
     assert (r.rc, r.out) == (0, "script from stdin\n"), r.describe()
     r = run_lua(flags=["-i", "-"], stdin="print(1)\n")
