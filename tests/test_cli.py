@@ -445,3 +445,81 @@ def test_startup_time(cosocket_bin, tmp_path):
         assert dt < 1.0, f"cosocket -e '' took {dt:.3f} s"
     print(f"\ncosocket -e '' start-up: median {statistics.median(times) * 1000:.1f} ms, "
           f"max {max(times) * 1000:.1f} ms over 20 runs")
+
+
+# --------------------------------------------------------------------------
+# tracebacks, as luajit prints them (docs/cli.md "Errors and tracebacks")
+
+STUB_NGX = "if not ngx then ngx = { sleep = function() end } end\n"
+
+
+def luajit_error(script, cwd):
+    """luajit's report of the script's error: what cosocket must print (luajit's "luajit: "
+    prefix and its own bottom frame, the C main, left out)."""
+    p = subprocess.run(["luajit", str(script)], capture_output=True, text=True, cwd=str(cwd), timeout=10)
+    assert p.returncode == 1, p
+    err = p.stderr
+    assert err.startswith("luajit: "), err
+    return re.sub(r"\n\t\[C\]: at 0x[0-9a-f]+\n$", "\n", err[len("luajit: "):])
+
+
+def same_as_luajit(run_lua, tmp_path, name, code, files=()):
+    for fname, text in files:
+        (tmp_path / fname).write_text(text)
+    (tmp_path / name).write_text(STUB_NGX + code)
+    want = luajit_error(name, tmp_path)
+    r = run_lua(flags=[name], cwd=tmp_path)
+    assert r.rc == 1 and r.out == "", r.describe()
+    assert r.err == want, f"cosocket:\n{r.err}\nluajit:\n{want}"
+    return r.err
+
+
+def test_traceback_runtime_error_in_a_function(run_lua, tmp_path):
+    err = same_as_luajit(run_lua, tmp_path, "rt.lua",
+                         "local function f()\n  local x = nil\n  return x.y + 1\nend\nf()\n")
+    assert "\trt.lua:4: in function 'f'\n" in err   # the failing frame has its line
+
+
+def test_traceback_error_after_a_yield(run_lua, tmp_path):
+    same_as_luajit(run_lua, tmp_path, "late.lua",
+                   "local function f()\n  ngx.sleep(0.01)\n  local t = nil\n  return t[1]\nend\n"
+                   "local function g() f() return 1 end\ng()\n")
+    same_as_luajit(run_lua, tmp_path, "late2.lua",
+                   "local function f()\n  ngx.sleep(0.01)\n  error('late')\nend\nf()\n")
+
+
+def test_traceback_in_a_required_module(run_lua, tmp_path):
+    err = same_as_luajit(run_lua, tmp_path, "req.lua",
+                         "package.path = './?.lua;' .. package.path\n"
+                         "local function load() local m = require('badmod') return m end\nload()\n",
+                         files=[("badmod.lua", "local M = {}\nfunction M.go() local x = nil; return x.y end\n"
+                                               "M.go()\nreturn M\n")])
+    assert "[cosocket" not in err and "\t./badmod.lua:2: in function 'go'\n" in err, err
+    assert "\t[C]: in function 'require'\n" in err, err
+
+
+def test_traceback_of_debug_traceback_and_wrapped_coroutines(run_lua, tmp_path):
+    (tmp_path / "dt.lua").write_text(
+        STUB_NGX + "print(select(2, xpcall(function() error('x') end, debug.traceback)))\n"
+        "print(debug.traceback('here'))\n")
+    p = subprocess.run(["luajit", "dt.lua"], capture_output=True, text=True, cwd=str(tmp_path), timeout=10)
+    want = re.sub(r"\n\t\[C\]: at 0x[0-9a-f]+\n", "\n", p.stdout)
+    r = run_lua(flags=["dt.lua"], cwd=tmp_path)
+    assert (r.rc, r.out) == (0, want), r.describe()
+    same_as_luajit(run_lua, tmp_path, "cw.lua",
+                   "local gen = coroutine.wrap(function() ngx.sleep(0) error('in co') end)\n"
+                   "local function g() gen() end\ng()\n")
+
+
+def test_traceback_in_a_light_thread(run_lua, tmp_path):
+    # as ngx_lua logs it (resty-cli 0.10.23: "lua user thread aborted: runtime error: ..."),
+    # each frame with its line
+    (tmp_path / "thr.lua").write_text("local function work(n)\n  ngx.sleep(0.01)\n  local t = nil\n  return t.x\nend\n"
+                                      "local t = ngx.thread.spawn(work, 1)\nprint(ngx.thread.wait(t))\n")
+    r = run_lua(flags=["thr.lua"], cwd=tmp_path)
+    assert r.rc == 0, r.describe()
+    m = re.search(r"\[error\] \d+#0: lua user thread aborted: runtime error: (thr\.lua):4: "
+                  r"attempt to index local 't' \(a nil value\)\nstack traceback:\n(.*)$", r.err, re.S)
+    assert m, r.describe()
+    assert m.group(2) == f"\t{m.group(1)}:4: in function <{m.group(1)}:1>\n", r.describe()
+    assert r.out.startswith("false\t") and ":4: attempt to index local 't'" in r.out
