@@ -449,6 +449,15 @@ def test_ctrl_d_exits_0_and_keeps_history(repl, tmp_path):
     assert s.wait_exit() == 0
 
 
+def test_utf8_input(repl, monkeypatch):
+    monkeypatch.setenv("LANG", "C.UTF-8")   # the line editor takes the character set from it
+    s = repl()
+    s.expect_prompt()
+    assert s.line("print('h\u00e9llo', #'\u00e9')") == "h\u00e9llo\t2\n"
+    s.send("\x04")
+    assert s.wait_exit() == 0
+
+
 def test_unwritable_history_is_no_error(repl, tmp_path):
     home = tmp_path / "no" / "such" / "home"
     s = repl(home=home)

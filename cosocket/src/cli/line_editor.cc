@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <clocale>
 #include <cstdio>
 #include <deque>
 #include <fstream>
@@ -12,6 +13,9 @@
 namespace cosocket {
 
 LineEditor::LineEditor() {
+  // the terminal's character set (UTF-8 input), as readline takes it from the environment;
+  // LC_CTYPE only: Lua's number formatting stays C's
+  setlocale(LC_CTYPE, "");
   el_ = el_init("cosocket", stdin, stdout, stderr);
   hist_ = history_init();
   history(hist_, &ev_, H_SETSIZE, 1000);
