@@ -211,7 +211,7 @@ int main(int argc, char** argv) {
         a = a.substr(0, eq);
         has_eq = true;
       }
-    } else if (a.size() > 2 && a[0] == '-' && strchr("elIjc", a[1])) {
+    } else if (a.size() > 2 && a[0] == '-' && strchr("elIjcw", a[1])) {
       // -Idir, -lcjson, -jv, -c64, -e'code' (and resty's -I=dir)
       val = a.substr(a[2] == '=' ? 3 : 2);
       a = a.substr(0, 2);
