@@ -185,16 +185,16 @@ Repl::Repl(Runtime& rt) : rt_(rt), L_(rt.L()), tty_(isatty(STDIN_FILENO) == 1) {
     g_hook_L = L_;
     sigaction(SIGINT, &sa, nullptr);
   }
+  struct sigaction alrm {};  // the Ctrl-C hook's check (on_sigint_raw), piped input too
+  alrm.sa_handler = &on_sigalrm;
+  sigemptyset(&alrm.sa_mask);
+  sigaction(SIGALRM, &alrm, nullptr);
   // A failing line prints its error and the REPL goes on (the runtime would exit).
   rt.sched().on_entry_error = [](const std::string& tb) { print_error(tb.c_str()); };
   if (tty_) {
     editor_ = std::make_unique<LineEditor>();
     const char* home = getenv("HOME");
     if (home && *home) editor_->use_history_file(std::string(home) + "/.cosocket_history", kHistoryMax);
-    struct sigaction alrm {};
-    alrm.sa_handler = &on_sigalrm;
-    sigemptyset(&alrm.sa_mask);
-    sigaction(SIGALRM, &alrm, nullptr);
     sigwinch_ev_.reset(evsignal_new(base, SIGWINCH, &Repl::on_sigwinch, this));
     evsignal_add(sigwinch_ev_.get(), nullptr);
     sigtstp_ev_.reset(evsignal_new(base, SIGTSTP, &Repl::on_sigtstp, this));
