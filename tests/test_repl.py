@@ -604,9 +604,14 @@ def test_piped_sigint_in_a_compiled_loop(cosocket_bin, tmp_path):
     p = subprocess.Popen([cosocket_bin, "-I", str(tmp_path), "-i"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, start_new_session=True)
     try:
-        p.stdin.write(b"print('spinning') io.stdout:flush() require('spin')()\n")
+        p.stdin.write(b"print('spinning') ngx.flush() require('spin')()\n")
         p.stdin.flush()
-        assert p.stdout.readline() == b"spinning\n"
+        line = b""
+        deadline = time.monotonic() + 10
+        while not line.endswith(b"spinning\n") and time.monotonic() < deadline:
+            if select.select([p.stdout], [], [], 0.2)[0]:
+                line += os.read(p.stdout.fileno(), 100)
+        assert line == b"spinning\n"
         time.sleep(0.3)
         p.send_signal(signal.SIGINT)
         time.sleep(1)   # the hook cannot stop compiled code: still running, and it says so
