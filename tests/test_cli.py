@@ -117,24 +117,131 @@ def test_version_matches_ngx_config(run_lua):
 
 
 def test_unknown_option(run_lua):
-    r = run_lua(flags=["--bogus", "-e", "print(1)"])
-    assert r.rc == 2, r.describe()
-    assert "unknown option --bogus" in r.err
-    assert "usage:" in r.err
-    assert r.out == ""
-
-
-def test_bad_option_values(run_lua):
-    for flags in (["-l", "loud"], ["--read-timeout", "abc"], ["--pool-size", "-1"], ["--connect-timeout"], ["-e"]):
-        r = run_lua(flags=flags + (["-e", ""] if flags[-1] not in ("-e", "--connect-timeout") else []))
-        assert r.rc == 2, (flags, r.describe())
+    # one line, not the whole usage
+    for flag in ("--bogus", "-x"):
+        r = run_lua(flags=[flag, "-e", "print(1)"])
+        assert r.rc == 2, r.describe()
+        assert r.err == f"cosocket: unknown option '{flag}'; try 'cosocket --help'\n", r.describe()
         assert r.out == ""
 
 
-def test_no_script(run_lua):
+def test_bad_option_values(run_lua):
+    for flags in (["--log-level", "loud"], ["--read-timeout", "abc"], ["--pool-size", "-1"], ["--connect-timeout"],
+                  ["-e"], ["-j", "fast"], ["-c", "lots"], ["-l"], ["--ns"]):
+        r = run_lua(flags=flags + (["-e", ""] if flags[-1] not in ("-e", "--connect-timeout", "-l", "--ns") else []))
+        assert r.rc == 2, (flags, r.describe())
+        assert r.out == ""
+        assert len(lines(r.err)) == 1 and r.err.endswith("; try 'cosocket --help'\n"), (flags, r.describe())
+
+
+def test_no_script_and_empty_stdin(run_lua):
+    # stdin is not a terminal: it is the script, as lua runs it (here: empty)
     r = run_lua()
-    assert r.rc == 2, r.describe()
-    assert "usage:" in r.err
+    assert (r.rc, r.out, r.err) == (0, "", ""), r.describe()
+
+
+def test_script_on_piped_stdin(run_lua):
+    r = run_lua(flags=[], stdin="ngx.sleep(0.001) print(1, arg[0], ...)\n")
+    assert (r.rc, r.out) == (0, "1\t-\n"), r.describe()
+    r = run_lua(flags=["--log-level", "error"], stdin="local t = nil\nreturn t.x\n")
+    assert r.rc == 1 and r.err.startswith("stdin:2: attempt to index local 't'"), r.describe()
+
+
+# --------------------------------------------------------------------------
+# resty-cli's flags (docs/cli.md)
+
+def test_l_requires_libraries_first_in_order(run_lua, tmp_path):
+    (tmp_path / "liba.lua").write_text("order = (order or '') .. 'a' ngx.sleep(0.001) return {}")
+    (tmp_path / "libb.lua").write_text("order = (order or '') .. 'b' return {}")
+    r = run_lua('print(order, package.loaded.liba ~= nil, package.loaded.cjson ~= nil)',
+                flags=["-I", tmp_path, "-l", "liba", "-llibb", "-l", "cjson"])
+    assert (r.rc, r.out, r.err) == (0, "ab\ttrue\ttrue\n", ""), r.describe()
+    r = run_lua(flags=["-l", "cjson", "-e", "print(require('cjson').encode({1}))"])
+    assert (r.rc, r.out) == (0, "[1]\n"), r.describe()
+    r = run_lua('print("never")', flags=["-l", "no.such.lib"])
+    assert r.rc == 1 and "module 'no.such.lib' not found" in r.err and r.out == "", r.describe()
+
+
+def test_l_with_a_log_level_is_deprecated_but_works(run_lua):
+    r = run_lua(LOG_SCRIPT, flags=["-l", "error"])
+    assert r.rc == 0, r.describe()
+    err = lines(r.err)
+    assert err[0] == ("cosocket: -l error: deprecated as the log level (-l LIB requires a library, as in lua "
+                      "and resty); use --log-level error"), r.err
+    assert len(err) == 3 and "warnmsg" not in r.err
+
+
+def test_e_repeated_and_I_attached(run_lua, tmp_path):
+    (tmp_path / "attached.lua").write_text("return 'attached'")
+    r = run_lua(flags=[f"-I{tmp_path}", "-e", "local x = require 'attached'", "-e", "print(x, ...)", "a1"])
+    assert (r.rc, r.out) == (0, "attached\ta1\n"), r.describe()
+    r = run_lua(flags=[f"-I={tmp_path}", "-e", "print(require 'attached')"])
+    assert (r.rc, r.out) == (0, "attached\n"), r.describe()
+
+
+def test_j_v_dump_off(run_lua):
+    loop = "local x = 0 for i = 1, 1000 do x = x + i end print(x, (jit.status()))"
+    r = run_lua(flags=["-j", "v", "-e", loop])
+    assert r.rc == 0 and r.out == "500500\ttrue\n", r.describe()
+    assert re.search(r"\[TRACE +1 \(command line\):1 loop\]", r.err), r.describe()
+    r = run_lua(flags=["-jdump", "-e", loop])
+    assert r.rc == 0 and "500500\ttrue" in r.out, r.describe()
+    assert "---- TRACE 1 start" in r.out + r.err and "---- TRACE 1 stop" in r.out + r.err, r.describe()
+    r = run_lua(flags=["-j", "off", "-e", loop])
+    assert (r.rc, r.out, r.err) == (0, "500500\tfalse\n", ""), r.describe()
+    r = run_lua(flags=["-j", "v", "-j", "off", "-e", ""])
+    assert r.rc == 2 and "-j given twice" in r.err, r.describe()
+
+
+def test_ns_and_errlog_level(run_lua, stub_dns):
+    stub_dns.add("cli-ns.test", "A", "10.1.2.3")
+    code = ('local s = ngx.socket.udp() local ok, err = s:setpeername("cli-ns.test", 9) '
+            'print(ok, err) ngx.log(ngx.DEBUG, "debug shown")')
+    r = run_lua(code, flags=["--ns", f"{stub_dns.host}:{stub_dns.port}", "--errlog-level", "debug"])
+    assert r.rc == 0 and r.out == "1\tnil\n", r.describe()
+    assert "cli-ns.test" in stub_dns.names(), stub_dns.names()
+    assert re.search(r"\[debug\] .*debug shown", r.err), r.describe()
+    r = run_lua('ngx.log(ngx.WARN, "hidden")', flags=["--errlog-level=error"])
+    assert (r.rc, r.err) == (0, ""), r.describe()
+
+
+def test_c_limits_open_connections(run_lua):
+    code = ('local t = {} for i = 1, 200 do local u = ngx.socket.udp() '
+            'local ok, err = u:setpeername("127.0.0.1", 9) if not ok then print(i - 1, err) return end '
+            't[i] = u end print("all 200")')
+    r = run_lua(code, flags=["-c", "20"])
+    m = re.fullmatch(r"(\d+)\ttoo many open files\n", r.out)
+    # N, or one or two fewer when the environment left a descriptor to the runtime's libraries
+    assert r.rc == 0 and m and 18 <= int(m.group(1)) <= 20, r.describe()
+    r = run_lua(code, flags=["-c300"])
+    assert (r.rc, r.out) == (0, "all 200\n"), r.describe()
+    r = run_lua("", flags=["-c", "100000000"])
+    assert r.rc == 2 and "above the descriptor limit" in r.err, r.describe()
+
+
+def test_nginx_only_options_say_so(run_lua):
+    for flags in (["--http-conf", "lua_shared_dict x 1m;"], ["--main-conf=env X;"], ["--nginx", "/usr/sbin/nginx"],
+                  ["--http-include", "x.conf"], ["--main-include", "x.conf"], ["--stream-conf", "x"],
+                  ["--load-module", "m.so"], ["--no-stream"], ["--gdb"], ["--valgrind"], ["--rr"],
+                  ["--dump-nginx-conf"], ["--user-runner", "x"]):
+        r = run_lua('print("ran")', flags=flags)
+        name = flags[0].split("=")[0]
+        assert r.rc == 2 and r.out == "", (flags, r.describe())
+        assert r.err == f"cosocket: {name} is an nginx option (resty-cli's); cosocket has no nginx\n", r.describe()
+    r = run_lua('print("ran")', flags=["--resolve-ipv6"])   # what cosocket's resolver does already
+    assert (r.rc, r.out) == (0, "ran\n"), r.describe()
+
+
+def test_V_prints_each_library(run_lua):
+    for flag in ("-V", "--version"):
+        r = run_lua(flags=[flag])
+        assert r.rc == 0, r.describe()
+        out = lines(r.out)
+        assert re.fullmatch(r"cosocket \d+\.\d+\.\d+", out[0]), out
+        for lib, rx in (("LuaJIT", r"LuaJIT 2\.1\S*"), ("libevent", r"2\.\d+\.\d+-stable"),
+                        ("OpenSSL", r"OpenSSL 3\.\S+"), ("PCRE2", r"10\.\d+")):
+            assert any(re.match(rf"{lib}: {rx}", line) for line in out), (lib, out)
+        assert "I/O backend: epoll" in out, out
 
 
 def test_missing_script_file(run_lua, tmp_path):
@@ -268,7 +375,7 @@ def test_log_format_and_default_level(run_lua):
 
 
 def test_log_level_debug(run_lua):
-    for flags in (["-l", "debug"], ["--log-level", "debug"], ["--log-level=debug"]):
+    for flags in (["--errlog-level", "debug"], ["--log-level", "debug"], ["--log-level=debug"]):
         r = run_lua(LOG_SCRIPT, flags=flags)
         assert r.rc == 0, r.describe()
         assert re.search(r"\[info\] .*script\d+\.lua:5: infomsg", r.err), r.err
@@ -277,7 +384,7 @@ def test_log_level_debug(run_lua):
 
 
 def test_log_level_error_hides_warnings(run_lua):
-    r = run_lua(LOG_SCRIPT, flags=["-l", "error"])
+    r = run_lua(LOG_SCRIPT, flags=["--log-level", "error"])
     assert r.rc == 0, r.describe()
     assert len(lines(r.err)) == 2 and "warnmsg" not in r.err and "noticemsg" not in r.err
 
@@ -338,3 +445,81 @@ def test_startup_time(cosocket_bin, tmp_path):
         assert dt < 1.0, f"cosocket -e '' took {dt:.3f} s"
     print(f"\ncosocket -e '' start-up: median {statistics.median(times) * 1000:.1f} ms, "
           f"max {max(times) * 1000:.1f} ms over 20 runs")
+
+
+# --------------------------------------------------------------------------
+# tracebacks, as luajit prints them (docs/cli.md "Errors and tracebacks")
+
+STUB_NGX = "if not ngx then ngx = { sleep = function() end } end\n"
+
+
+def luajit_error(script, cwd):
+    """luajit's report of the script's error: what cosocket must print (luajit's "luajit: "
+    prefix and its own bottom frame, the C main, left out)."""
+    p = subprocess.run(["luajit", str(script)], capture_output=True, text=True, cwd=str(cwd), timeout=10)
+    assert p.returncode == 1, p
+    err = p.stderr
+    assert err.startswith("luajit: "), err
+    return re.sub(r"\n\t\[C\]: at 0x[0-9a-f]+\n$", "\n", err[len("luajit: "):])
+
+
+def same_as_luajit(run_lua, tmp_path, name, code, files=()):
+    for fname, text in files:
+        (tmp_path / fname).write_text(text)
+    (tmp_path / name).write_text(STUB_NGX + code)
+    want = luajit_error(name, tmp_path)
+    r = run_lua(flags=[name], cwd=tmp_path)
+    assert r.rc == 1 and r.out == "", r.describe()
+    assert r.err == want, f"cosocket:\n{r.err}\nluajit:\n{want}"
+    return r.err
+
+
+def test_traceback_runtime_error_in_a_function(run_lua, tmp_path):
+    err = same_as_luajit(run_lua, tmp_path, "rt.lua",
+                         "local function f()\n  local x = nil\n  return x.y + 1\nend\nf()\n")
+    assert "\trt.lua:4: in function 'f'\n" in err   # the failing frame has its line
+
+
+def test_traceback_error_after_a_yield(run_lua, tmp_path):
+    same_as_luajit(run_lua, tmp_path, "late.lua",
+                   "local function f()\n  ngx.sleep(0.01)\n  local t = nil\n  return t[1]\nend\n"
+                   "local function g() f() return 1 end\ng()\n")
+    same_as_luajit(run_lua, tmp_path, "late2.lua",
+                   "local function f()\n  ngx.sleep(0.01)\n  error('late')\nend\nf()\n")
+
+
+def test_traceback_in_a_required_module(run_lua, tmp_path):
+    err = same_as_luajit(run_lua, tmp_path, "req.lua",
+                         "package.path = './?.lua;' .. package.path\n"
+                         "local function load() local m = require('badmod') return m end\nload()\n",
+                         files=[("badmod.lua", "local M = {}\nfunction M.go() local x = nil; return x.y end\n"
+                                               "M.go()\nreturn M\n")])
+    assert "[cosocket" not in err and "\t./badmod.lua:2: in function 'go'\n" in err, err
+    assert "\t[C]: in function 'require'\n" in err, err
+
+
+def test_traceback_of_debug_traceback_and_wrapped_coroutines(run_lua, tmp_path):
+    (tmp_path / "dt.lua").write_text(
+        STUB_NGX + "print(select(2, xpcall(function() error('x') end, debug.traceback)))\n"
+        "print(debug.traceback('here'))\n")
+    p = subprocess.run(["luajit", "dt.lua"], capture_output=True, text=True, cwd=str(tmp_path), timeout=10)
+    want = re.sub(r"\n\t\[C\]: at 0x[0-9a-f]+\n", "\n", p.stdout)
+    r = run_lua(flags=["dt.lua"], cwd=tmp_path)
+    assert (r.rc, r.out) == (0, want), r.describe()
+    same_as_luajit(run_lua, tmp_path, "cw.lua",
+                   "local gen = coroutine.wrap(function() ngx.sleep(0) error('in co') end)\n"
+                   "local function g() gen() end\ng()\n")
+
+
+def test_traceback_in_a_light_thread(run_lua, tmp_path):
+    # as ngx_lua logs it (resty-cli 0.10.23: "lua user thread aborted: runtime error: ..."),
+    # each frame with its line
+    (tmp_path / "thr.lua").write_text("local function work(n)\n  ngx.sleep(0.01)\n  local t = nil\n  return t.x\nend\n"
+                                      "local t = ngx.thread.spawn(work, 1)\nprint(ngx.thread.wait(t))\n")
+    r = run_lua(flags=["thr.lua"], cwd=tmp_path)
+    assert r.rc == 0, r.describe()
+    m = re.search(r"\[error\] \d+#0: lua user thread aborted: runtime error: (thr\.lua):4: "
+                  r"attempt to index local 't' \(a nil value\)\nstack traceback:\n(.*)$", r.err, re.S)
+    assert m, r.describe()
+    assert m.group(2) == f"\t{m.group(1)}:4: in function <{m.group(1)}:1>\n", r.describe()
+    assert r.out.startswith("false\t") and ":4: attempt to index local 't'" in r.out

@@ -101,7 +101,7 @@ class Session:
             text = self.text()
             m = rx.search(text, min(self.pos, len(text)))
             if m:
-                # the current (last) line can still change (readline redraws it, output
+                # the current (last) line can still change (the line editor redraws it, output
                 # takes the prompt away): the next search starts at its beginning
                 self.pos = min(m.end(), text.rfind("\n") + 1)
                 return m
@@ -287,18 +287,59 @@ def test_ctrl_c_interrupts_lua_code_that_does_not_yield(repl):
     assert s.wait_exit() == 0
 
 
-def test_second_ctrl_c_leaves_a_compiled_loop(repl):
+def test_ctrl_c_stops_a_loop_typed_at_the_prompt(repl):
+    # the REPL's own lines run interpreted: the hook sees the loop LuaJIT would compile
     s = repl()
     s.expect_prompt()
-    s.send("print('busy') ngx.flush() local x = 0 while true do x = x + 1 end\r")  # JIT-compiled: no hooks
+    s.send("print('busy') ngx.flush() local x = 0 while true do x = x + 1 end\r")
     s.expect(r"\nbusy\n")
     time.sleep(0.3)
     s.send("\x03")
-    time.sleep(0.5)
+    s.expect(r"stdin:1: interrupted\n", timeout=5)
+    s.expect_prompt(timeout=5)
+    assert s.line("1+1") == "2\n"
+    s.send("\x04")
+    assert s.wait_exit() == 0
+
+
+def test_second_ctrl_c_leaves_a_compiled_loop(repl, tmp_path):
+    # a loop LuaJIT compiled in a module never sees the hook: the first Ctrl-C says so,
+    # the second exits 130; the history is on disk already
+    mods = tmp_path / "mods"
+    mods.mkdir()
+    (mods / "spin.lua").write_text("return function() local x = 0 while true do x = x + 1 end end\n")
+    s = repl("-I", mods)
+    s.expect_prompt()
+    assert s.line("spin = require 'spin'") == ""
+    s.send("print('busy') ngx.flush() spin()\r")
+    s.expect(r"\nbusy\n")
+    time.sleep(0.3)
+    s.send("\x03")
+    s.expect(r"interrupted, but .*press Ctrl-C again to quit\n", timeout=5)
     assert s.proc.poll() is None
     s.send("\x03")
-    s.expect(r"interrupted: the Lua code does not yield, leaving\n", timeout=5)
+    s.expect(r"interrupted again: the Lua code does not yield, leaving\n", timeout=5)
     assert s.wait_exit() == 130
+    history = (tmp_path / ".cosocket_history").read_text().splitlines()
+    assert history[-2:] == ["spin = require 'spin'", "print('busy') ngx.flush() spin()"], history
+
+
+def test_history_is_written_line_by_line(repl, tmp_path):
+    s = repl()
+    s.expect_prompt()
+    assert s.line("first_line = 1") == ""
+    assert s.line("second_line = 2") == ""
+    # before the session ends: each line is on disk as soon as it is entered
+    history = (tmp_path / ".cosocket_history").read_text().splitlines()
+    assert history == ["first_line = 1", "second_line = 2"], history
+    s.proc.kill()    # a session that ends any way keeps its history
+    s.proc.wait(5)
+    s = repl()
+    s.expect_prompt()
+    s.send("\x1b[A\r")
+    s.expect(r"second_line = 2\n> $")
+    s.send("\x04")
+    assert s.wait_exit() == 0
 
 
 def test_ctrl_c_at_the_prompt_clears_the_line(repl):
@@ -327,7 +368,7 @@ def proc_state(pid):
 def test_ctrl_z_stops_and_fg_continues_the_line(repl):
     s = repl()
     s.expect_prompt()
-    assert not termios.tcgetattr(s.master)[3] & termios.ICANON   # readline's raw mode
+    assert not termios.tcgetattr(s.master)[3] & termios.ICANON   # the line editor's raw mode
     s.send("1 +")
     s.expect(r"> 1 \+")
     s.send("\x1a")
@@ -404,6 +445,15 @@ def test_ctrl_d_exits_0_and_keeps_history(repl, tmp_path):
     assert s.line("hist_value = 1") == ""
     s.send("\x1b[A\x1b[A\r")  # two up: "hist_value" from the previous session... then run it
     s.expect(r"\n1\n> $")
+    s.send("\x04")
+    assert s.wait_exit() == 0
+
+
+def test_utf8_input(repl, monkeypatch):
+    monkeypatch.setenv("LANG", "C.UTF-8")   # the line editor takes the character set from it
+    s = repl()
+    s.expect_prompt()
+    assert s.line("print('h\u00e9llo', #'\u00e9')") == "h\u00e9llo\t2\n"
     s.send("\x04")
     assert s.wait_exit() == 0
 
@@ -549,9 +599,37 @@ def test_piped_sigint_cancels_the_line(cosocket_bin):
     assert err == b"interrupted\n"
 
 
-def test_no_script_without_terminal_is_still_an_error(run_lua):
-    r = run_lua(stdin="print(1)\n")
-    assert r.rc == 2 and "no script given" in r.err, r.describe()
+def test_piped_sigint_in_a_compiled_loop(cosocket_bin, tmp_path):
+    (tmp_path / "spin.lua").write_text("return function() local x = 0 while true do x = x + 1 end end\n")
+    p = subprocess.Popen([cosocket_bin, "-I", str(tmp_path), "-i"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        p.stdin.write(b"print('spinning') ngx.flush() require('spin')()\n")
+        p.stdin.flush()
+        line = b""
+        deadline = time.monotonic() + 10
+        while not line.endswith(b"spinning\n") and time.monotonic() < deadline:
+            if select.select([p.stdout], [], [], 0.2)[0]:
+                line += os.read(p.stdout.fileno(), 100)
+        assert line == b"spinning\n"
+        time.sleep(0.3)
+        p.send_signal(signal.SIGINT)
+        time.sleep(1)   # the hook cannot stop compiled code: still running, and it says so
+        assert p.poll() is None
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 130, (out, err)
+    assert b"press Ctrl-C again to quit\n" in err and err.endswith(b"leaving\n"), err
+
+
+def test_no_script_without_terminal_runs_stdin_as_the_script(run_lua):
+    # as lua does: no REPL without -i, the whole input is one chunk
+    r = run_lua(stdin="local x = 1\nprint(x + 1)\n")
+    assert (r.rc, r.out) == (0, "2\n"), r.describe()
     r = run_lua(flags=["-"], stdin="print('script from stdin')\n")
     assert (r.rc, r.out) == (0, "script from stdin\n"), r.describe()
     r = run_lua(flags=["-i", "-"], stdin="print(1)\n")

@@ -38,7 +38,10 @@ local function wrap(f)
     local co = co_create(f)
     local function unwrap(ok, ...)
         if not ok then
-            error((...), 0)
+            local e = ...
+            -- as LuaJIT's wrap: a message gets the position of the caller (level 2: this
+            -- function is tail-called)
+            error(e, type(e) == "string" and 2 or 0)
         end
         return ...
     end
@@ -87,6 +90,7 @@ do
     local loaders = package.loaders
     local concat = table.concat
     local current, park, wake = C.current, C.park, C.wake
+    local xpcall, traceback_handler = xpcall, C.traceback_handler
     local loading = {}  -- name -> { by = light thread, waiters = {...} }
     local function current_or_nil()
         local ok, co = pcall(current)
@@ -126,7 +130,8 @@ do
         loaded[name] = sentinel_loading
         local l = { by = current_or_nil(), waiters = {} }
         loading[name] = l
-        local ok, res = pcall(loader, name, extra)
+        -- xpcall: the traceback is taken where the module failed (runtime/traceback.h)
+        local ok, res = xpcall(loader, traceback_handler, name, extra)
         loading[name] = nil
         if not ok then
             loaded[name] = nil

@@ -1,14 +1,15 @@
 // repl.cc -- the interactive REPL (see repl.h).
 //
-// On a terminal, input goes through GNU readline's callback interface, fed by a
-// libevent read event on fd 0: the loop keeps serving sockets and timers while the
-// user types, and output from background light threads takes the prompt off the screen
-// (runtime/output.h's hook) and puts it back after. While a line's light thread runs,
-// readline is uninstalled (the terminal is back in cooked mode) and stdin is not read.
+// On a terminal, input goes through libedit (cli/line_editor.h) one keystroke at a time,
+// fed by a libevent read event on fd 0: the loop keeps serving sockets and timers while
+// the user types, and output from background light threads takes the prompt off the
+// screen (runtime/output.h's hook) and puts it back after. While a line's light thread
+// runs, the editor is stopped (the terminal is back in cooked mode) and stdin is not read.
 // When stdin is not a terminal, lines are read from it as they come, without prompts,
 // each run after the previous one's thread has ended.
 #include "cli/repl.h"
 
+#include <sys/time.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -22,9 +23,9 @@
 #include <string>
 
 #include <event2/event.h>
-#include <readline/history.h>
-#include <readline/readline.h>
+#include <lua.hpp>  // luajit.h, with C linkage
 
+#include "cli/line_editor.h"
 #include "runtime/log.h"
 #include "runtime/output.h"
 #include "runtime/runtime.h"
@@ -54,9 +55,12 @@ bool incomplete(const char* msg, size_t len) {
 
 // Ctrl-C while Lua code runs without ever yielding (`while true do end`): the event
 // loop gets no turn, so a raw handler in front of libevent's also sets a hook that
-// raises "interrupted" in the running Lua code, as lua.c does. Code the JIT compiled
-// never looks at hooks: when a second Ctrl-C comes and the first one's hook is still
-// waiting, the process leaves (status 130) rather than leave the user stuck.
+// raises "interrupted" in the running Lua code, as lua.c does. The REPL's own lines run
+// with the JIT off (a loop typed at the prompt always sees the hook), but a loop LuaJIT
+// compiled elsewhere (in a module) never looks at hooks: when the hook has not fired
+// 300 ms after the Ctrl-C, the user is told that a second Ctrl-C quits; when it comes
+// and the first one's hook is still waiting, the process leaves (status 130; the history
+// is on disk already, written line by line).
 struct sigaction g_libevent_sigint;  // libevent's handler, called after ours
 lua_State* g_hook_L = nullptr;        // the REPL's state, while the REPL exists
 volatile sig_atomic_t g_hook_set = 0;
@@ -70,22 +74,42 @@ void interrupt_hook(lua_State* L, lua_Debug*) {
   lua_sethook(L, nullptr, 0, 0);
   g_hook_set = 0;
   g_hook_fired = 1;
-  luaL_error(L, "interrupted");
+  // where: the Lua function running (a count hook in a loop), else its caller (a call or
+  // return hook of a C function)
+  lua_Debug ar;
+  int level = lua_getstack(L, 0, &ar) && lua_getinfo(L, "l", &ar) && ar.currentline > 0 ? 0 : 1;
+  luaL_where(L, level);
+  lua_pushliteral(L, "interrupted");
+  lua_concat(L, 2);
+  lua_error(L);
+}
+
+// 300 ms after a Ctrl-C that set the hook: still not fired, the code is compiled.
+void on_sigalrm(int) {
+  if (!g_hook_set) return;
+  static const char kMsg[] =
+      "\ninterrupted, but the running Lua code was compiled by LuaJIT and does not see it; "
+      "press Ctrl-C again to quit\n";
+  ssize_t n = write(STDERR_FILENO, kMsg, sizeof kMsg - 1);
+  (void)n;
 }
 
 void on_sigint_raw(int sig, siginfo_t* info, void* ctx) {
   if (lua_State* L = g_hook_L) {
     if (g_hook_set) {
-      static const char kMsg[] = "\ninterrupted: the Lua code does not yield, leaving\n";
+      static const char kMsg[] = "\ninterrupted again: the Lua code does not yield, leaving\n";
       ssize_t n = write(STDERR_FILENO, kMsg, sizeof kMsg - 1);
       (void)n;
-      if (g_have_termios) tcsetattr(STDIN_FILENO, TCSANOW, &g_termios);  // readline's raw mode off
+      if (g_have_termios) tcsetattr(STDIN_FILENO, TCSANOW, &g_termios);  // the editor's raw mode off
       _exit(128 + SIGINT);
     }
     if (LuaThread* t = runtime().sched().current()) {  // Lua code is running now
       g_hook_co = t->co;
       g_hook_set = 1;
       lua_sethook(L, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+      itimerval later{};
+      later.it_value.tv_usec = 300000;
+      setitimer(ITIMER_REAL, &later, nullptr);
     }
   }
   if (g_libevent_sigint.sa_flags & SA_SIGINFO) {
@@ -111,7 +135,6 @@ class Repl {
   static void on_sigint(int, short, void* arg);
   static void on_sigwinch(int, short, void* arg);
   static void on_sigtstp(int, short, void* arg);
-  static void on_rl_line(char* line);
   static void on_output();
 
   void start_input();
@@ -119,6 +142,7 @@ class Repl {
   void got_line(const char* line);  // nullptr: end of input
   void eval(std::string line);
   void start_thread(int nargs);
+  void no_jit();
   void line_finished(LuaThread* t);
   void interrupt();
   void read_pipe();
@@ -129,7 +153,7 @@ class Repl {
   lua_State* L_;
   const bool tty_;
   State state_ = State::input;
-  bool reading_ = false;     // waiting for input: stdin watched (and readline's handler installed)
+  bool reading_ = false;     // waiting for input: stdin watched (and the line editor started)
   bool hidden_ = false;      // the prompt was taken off the screen for output
   bool line_done_ = false;   // the running line's thread has ended
   uint64_t line_ = 0;        // id of the running line's light thread
@@ -138,14 +162,14 @@ class Repl {
   std::string inbuf_;        // not a terminal: input read but not run yet
   bool stdin_eof_ = false;
   bool stdin_sync_ = false;  // not a terminal and not pollable (a file, /dev/null): plain reads
-  std::string history_file_;
+  std::unique_ptr<LineEditor> editor_;  // a terminal: the line editor
   EventPtr stdin_ev_{nullptr, event_free_fn};
   EventPtr sigint_ev_{nullptr, event_free_fn};
   EventPtr sigwinch_ev_{nullptr, event_free_fn};
   EventPtr sigtstp_ev_{nullptr, event_free_fn};
 };
 
-Repl* g_repl = nullptr;  // for readline's and the output hook's plain-function callbacks
+Repl* g_repl = nullptr;  // for the output hook's plain-function callback
 
 Repl::Repl(Runtime& rt) : rt_(rt), L_(rt.L()), tty_(isatty(STDIN_FILENO) == 1) {
   g_repl = this;
@@ -161,19 +185,16 @@ Repl::Repl(Runtime& rt) : rt_(rt), L_(rt.L()), tty_(isatty(STDIN_FILENO) == 1) {
     g_hook_L = L_;
     sigaction(SIGINT, &sa, nullptr);
   }
+  struct sigaction alrm {};  // the Ctrl-C hook's check (on_sigint_raw), piped input too
+  alrm.sa_handler = &on_sigalrm;
+  sigemptyset(&alrm.sa_mask);
+  sigaction(SIGALRM, &alrm, nullptr);
   // A failing line prints its error and the REPL goes on (the runtime would exit).
   rt.sched().on_entry_error = [](const std::string& tb) { print_error(tb.c_str()); };
   if (tty_) {
-    rl_readline_name = "cosocket";
-    rl_catch_signals = 0;  // SIGINT and SIGWINCH come through the event loop
-    rl_catch_sigwinch = 0;
-    using_history();
-    stifle_history(kHistoryMax);
+    editor_ = std::make_unique<LineEditor>();
     const char* home = getenv("HOME");
-    if (home && *home) {
-      history_file_ = std::string(home) + "/.cosocket_history";
-      read_history(history_file_.c_str());  // a missing or unreadable file is no error
-    }
+    if (home && *home) editor_->use_history_file(std::string(home) + "/.cosocket_history", kHistoryMax);
     sigwinch_ev_.reset(evsignal_new(base, SIGWINCH, &Repl::on_sigwinch, this));
     evsignal_add(sigwinch_ev_.get(), nullptr);
     sigtstp_ev_.reset(evsignal_new(base, SIGTSTP, &Repl::on_sigtstp, this));
@@ -187,10 +208,7 @@ Repl::~Repl() {
   g_hook_L = nullptr;  // libevent puts the signal's old disposition back when its event goes
   stop_input();
   set_output_hook(nullptr);
-  if (tty_) {
-    if (!history_file_.empty()) write_history(history_file_.c_str());  // unwritable: never mind
-    clear_history();
-  }
+  editor_.reset();
   g_repl = nullptr;
 }
 
@@ -254,7 +272,7 @@ void Repl::start_input() {
     return;
   }
   reading_ = true;
-  if (tty_) rl_callback_handler_install(pending_.empty() ? kPrompt : kMorePrompt, &Repl::on_rl_line);
+  if (tty_) editor_->start(pending_.empty() ? kPrompt : kMorePrompt);
 }
 
 void Repl::stop_input() {
@@ -262,18 +280,26 @@ void Repl::stop_input() {
   reading_ = false;
   hidden_ = false;
   event_del(stdin_ev_.get());
-  if (tty_) rl_callback_handler_remove();  // also gives the terminal its normal mode back
+  if (tty_) editor_->stop();  // gives the terminal its normal mode back
 }
 
 void Repl::on_stdin(int, short, void* arg) {
   auto* r = static_cast<Repl*>(arg);
-  if (r->tty_) rl_callback_read_char();  // may call on_rl_line
-  else r->read_pipe();
-}
-
-void Repl::on_rl_line(char* line) {
-  std::unique_ptr<char, void (*)(void*)> hold(line, free);
-  if (g_repl) g_repl->got_line(line);
+  if (!r->tty_) {
+    r->read_pipe();
+    return;
+  }
+  std::string line;
+  switch (r->editor_->feed(line)) {
+    case LineEditor::Got::line:
+      r->got_line(line.c_str());
+      break;
+    case LineEditor::Got::eof:
+      r->got_line(nullptr);
+      break;
+    case LineEditor::Got::nothing:
+      break;
+  }
 }
 
 void Repl::read_pipe() {
@@ -305,8 +331,8 @@ void Repl::got_line(const char* line) {
   stop_input();  // the main loop starts it again when the line is done
   if (!line) {
     if (tty_) {
-      fputs("\n", rl_outstream);
-      fflush(rl_outstream);
+      fputs("\n", stdout);
+      fflush(stdout);
     } else if (!pending_.empty()) {
       // the input ended inside a statement: say so, as a script would
       if (luaL_loadbuffer(L_, pending_.data(), pending_.size(), kChunkName) != 0) print_error(lua_tostring(L_, -1));
@@ -315,7 +341,7 @@ void Repl::got_line(const char* line) {
     state_ = State::eof;
     return;
   }
-  if (tty_ && *line) add_history(line);
+  if (tty_ && *line) editor_->add_history(line);
   eval(line);
 }
 
@@ -328,6 +354,7 @@ void Repl::eval(std::string line) {
       // would lose the line's frame (error("x") would say "x", not "stdin:1: x").
       std::string ret = "return (function(...) return ... end)(" + line + "\n)";
       if (luaL_loadbuffer(L_, ret.data(), ret.size(), kChunkName) == 0) {
+        no_jit();
         start_thread(0);
         return;
       }
@@ -351,8 +378,13 @@ void Repl::eval(std::string line) {
     lua_pop(L_, 1);
     return;
   }
+  no_jit();
   start_thread(0);
 }
+
+// A line's own code (the chunk on top of the stack and the functions it defines) runs
+// interpreted, so that Ctrl-C's hook stops a loop typed at the prompt.
+void Repl::no_jit() { luaJIT_setmode(L_, -1, LUAJIT_MODE_ALLFUNC | LUAJIT_MODE_OFF); }
 
 void Repl::start_thread(int nargs) {
   Scheduler& sched = rt_.sched();
@@ -423,15 +455,9 @@ void Repl::interrupt() {
       // like bash and lua: drop what was typed (and an incomplete chunk), a new prompt
       pending_.clear();
       if (reading_) {
-        rl_callback_sigcleanup();
-        rl_point = rl_end;  // "^C" after what was typed
-        rl_redisplay();
-        fputs("^C\n", rl_outstream);
-        fflush(rl_outstream);
-        rl_free_line_state();
-        rl_replace_line("", 0);
+        fputs("^C\n", stdout);  // after what was typed; the next prompt's line is empty
+        fflush(stdout);
         stop_input();
-        using_history();  // back at the end of the history
       }
       break;  // the main loop shows the prompt again
     case State::eof:
@@ -440,29 +466,26 @@ void Repl::interrupt() {
 }
 
 void Repl::on_sigwinch(int, short, void* arg) {
-  if (static_cast<Repl*>(arg)->reading_) rl_resize_terminal();
+  auto* r = static_cast<Repl*>(arg);
+  if (r->reading_) r->editor_->resize();
 }
 
-// Ctrl-Z: readline's terminal mode is put away while the process is stopped, and the
+// Ctrl-Z: the editor's terminal mode is put away while the process is stopped, and the
 // prompt (with what was typed) comes back on `fg`.
 void Repl::on_sigtstp(int, short, void* arg) {
   auto* r = static_cast<Repl*>(arg);
   bool reading = r->reading_;
   std::string typed;
-  int point = 0;
   if (reading) {
-    typed.assign(rl_line_buffer, static_cast<size_t>(rl_end));
-    point = rl_point;
-    fputs("\n", rl_outstream);
-    fflush(rl_outstream);
-    rl_callback_handler_remove();
+    typed = r->editor_->typed();
+    fputs("\n", stdout);
+    fflush(stdout);
+    r->editor_->stop();
   }
   raise(SIGSTOP);  // returns on SIGCONT
   if (reading) {
-    rl_callback_handler_install(r->pending_.empty() ? kPrompt : kMorePrompt, &Repl::on_rl_line);
-    rl_replace_line(typed.c_str(), 0);
-    rl_point = point;
-    rl_redisplay();
+    r->editor_->start(r->pending_.empty() ? kPrompt : kMorePrompt);
+    r->editor_->retype(typed);
   }
 }
 
@@ -472,16 +495,14 @@ void Repl::on_output() {
   Repl* r = g_repl;
   if (!r || !r->tty_ || !r->reading_ || r->hidden_) return;
   r->hidden_ = true;
-  rl_clear_visible_line();
-  fflush(rl_outstream);
+  r->editor_->clear_visible();
 }
 
 void Repl::redisplay() {
   if (!hidden_) return;
   hidden_ = false;
   if (!reading_) return;
-  rl_on_new_line();
-  rl_redisplay();
+  editor_->redisplay();
 }
 
 }  // namespace

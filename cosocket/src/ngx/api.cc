@@ -18,6 +18,7 @@
 #include "ngx/regex.h"
 #include "runtime/output.h"
 #include "runtime/runtime.h"
+#include "runtime/traceback.h"
 #include "net/sockets.h"
 #include "net/tls.h"
 
@@ -265,6 +266,7 @@ void open_api(lua_State* L) {
   set_fn(L, "current", l_current);
   set_fn(L, "thread_status", l_thread_status);
   set_fn(L, "is_parked", l_is_parked);
+  set_fn(L, "traceback_handler", traceback_handler);
   set_fn(L, "exit", l_exit);
   set_fn(L, "ssl_server_context", l_ssl_server_context);
   open_listen(L);  // listen, udp_bind: served by require "cosocket"

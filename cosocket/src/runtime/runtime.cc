@@ -13,6 +13,7 @@
 #include "runtime/fd_census.h"
 #include "runtime/output.h"
 #include "runtime/timers.h"
+#include "runtime/traceback.h"
 
 namespace cosocket {
 
@@ -75,6 +76,10 @@ Runtime::Runtime(Config cfg, ApiInstaller install_api)
   signal(SIGPIPE, SIG_IGN);
   L_ = luaL_newstate();
   luaL_openlibs(L_);
+  lua_getglobal(L_, "debug");  // without the runtime's frames (traceback.h)
+  lua_pushcfunction(L_, l_debug_traceback);
+  lua_setfield(L_, -2, "traceback");
+  lua_pop(L_, 1);
   sched_ = std::make_unique<Scheduler>(L_, base_.get());
   sched_->init_dead_table();
   sched_->on_idle = [this] { check_done(); };

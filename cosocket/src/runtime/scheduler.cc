@@ -6,6 +6,7 @@
 
 #include "loop/clock.h"
 #include "runtime/runtime.h"
+#include "runtime/traceback.h"
 
 namespace cosocket {
 
@@ -25,6 +26,8 @@ LuaThread* Scheduler::create(lua_State* L, int nargs, ThreadKind kind, uint64_t 
   lua_State* co = lua_newthread(L);
   int ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_xmove(L, co, nargs + 1);
+  lua_rawgeti(co, LUA_REGISTRYINDEX, wrapper_ref_);  // wrapper(f, args...): tracebacks
+  lua_insert(co, 1);
   auto t = std::make_unique<LuaThread>();
   uint32_t slot;
   if (!free_slots_.empty()) {
@@ -124,6 +127,10 @@ void Scheduler::resume(LuaThread* t, int nargs) {
   t->state = ThreadState::running;
   t->parked = false;
   t->cancel = nullptr;
+  if (!t->started) {
+    t->started = true;
+    ++nargs;  // the thread's function, an argument of its wrapper
+  }
   int rc = lua_resume(t->co, nargs);
   current_ = prev;
   if (rc == LUA_YIELD) {
@@ -200,9 +207,7 @@ void Scheduler::finish(LuaThread* t, bool ok) {
     // error value + traceback of the dead coroutine
     const char* msg = lua_tostring(co, -1);
     std::string text = msg ? msg : (std::string("(error object is a ") + luaL_typename(co, -1) + " value)");
-    luaL_traceback(L_, co, text.c_str(), 0);
-    std::string tb = lua_tostring(L_, -1);
-    lua_pop(L_, 1);
+    std::string tb = text + "\n" + take_traceback(L_, co);
     if (t->kind == ThreadKind::entry) {
       if (on_entry_error) on_entry_error(tb);
     } else {
@@ -332,6 +337,8 @@ bool Scheduler::is_dead(lua_State* L, int idx) {
 }
 
 void Scheduler::init_dead_table() {
+  push_thread_wrapper(L_);
+  wrapper_ref_ = luaL_ref(L_, LUA_REGISTRYINDEX);
   lua_newtable(L_);
   lua_newtable(L_);
   lua_pushliteral(L_, "k");

@@ -49,6 +49,7 @@ struct LuaThread {
   ThreadState state = ThreadState::ready;
   bool parked = false;               // waiting in park(): wake() may resume it
   bool ok = true;                    // how it ended (zombie)
+  bool started = false;              // resumed once: its wrapper (traceback.h) has its function
   std::function<void()> cancel;      // undoes the pending operation (kill, shutdown)
   // timers, servers: bookkeeping when the thread ends (boxed: most threads have none)
   std::unique_ptr<std::function<void()>> on_finish;
@@ -161,6 +162,7 @@ class Scheduler {
   LuaThread* current_ = nullptr;
   size_t alive_ = 0;
   int dead_ref_ = LUA_NOREF;
+  int wrapper_ref_ = LUA_NOREF;     // the function every thread runs in (traceback.h)
   int zombies_ref_ = LUA_NOREF;     // weak-keyed: coroutine -> its guard userdata
   int guard_mt_ref_ = LUA_NOREF;
   size_t weak_zombies_ = 0;         // entries whose record still exists
