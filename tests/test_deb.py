@@ -68,8 +68,10 @@ def test_control_fields(deb, build_dir_path):
     depends = [d.strip().split()[0] for d in field(r.stdout, "Depends").split(",")]
     # dpkg-shlibdeps found the shared libraries' packages; the two Lua libraries are added
     for pkg in ("libc6", "libevent-2.1-7", "libluajit2-5.1-2", "libssl3", "libpcre2-8-0",
-                "lua-cjson", "lua-resty-lrucache"):
+                "lua-cjson", "lua-resty-lrucache", "libedit2"):
         assert pkg in depends, (pkg, depends)
+    # the line editor is BSD libedit: nothing of GNU readline (GPL) is pulled in
+    assert not [d for d in depends if "readline" in d], depends
 
 
 def test_contents(deb):
