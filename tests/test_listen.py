@@ -527,14 +527,18 @@ def test_redis_server_example_with_redis_cli(server, redis):
     commands = [
         ["PING"], ["SET", p + "k", "hello world"], ["GET", p + "k"], ["GET", p + "missing"],
         ["INCR", p + "n"], ["INCR", p + "n"], ["INCR", p + "k"], ["EXISTS", p + "k", p + "n", p + "zz"],
-        ["DEL", p + "k", p + "zz"], ["ECHO", "a\r\nb"], ["SET", p + "t", "1", "PX", "100"],
+        ["DEL", p + "k", p + "zz"], ["ECHO", "a\r\nb"], ["SET", p + "t", "1", "PX", "2000"],
         ["SET", p + "t", "2", "NX"], ["GET", p + "t"], ["GET"], ["SET", p + "x", "1", "EX", "-5"],
         ["SET", p + "x", "1", "BOGUS"], ["PING", "hi"], ["DEL", p + "n"], ["FOO"], ["FOO", "bar", "b z"],
     ]
+    # the PX key lives 2 s: long enough for the next commands to see it on both servers even on
+    # a loaded machine (each is two redis-cli processes), short enough to wait for its expiry
     for cmd in commands:
+        if cmd[-1] == "2000":
+            set_at = time.monotonic()
         assert redis_cli(port, *cmd) == redis_cli(redis.port, *cmd), cmd
     assert redis_cli(port, "GET", p + "k") == "\n"
-    time.sleep(0.2)
+    time.sleep(max(0.0, set_at + 2.2 - time.monotonic()))
     assert redis_cli(port, "EXISTS", p + "t") == "0\n"  # expired
     assert redis_cli(port, "CONFIG", "GET", "save") == "save\n\n"
     assert redis_cli(port, "CONFIG", "GET", "appendonly") == "appendonly\nno\n"
