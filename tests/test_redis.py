@@ -447,13 +447,13 @@ def test_stalled_server_times_out_not_pooled(run_lua_ok, fake_server):
                        ("read_until", b"ping\r\n"), ("reply", b"$10\r\nab"), ("stall",)])
     out = rl(run_lua_ok, """
 local red = redis:new()
-red:set_timeout(200)
+red:set_timeout(1000)  -- the fake server is a Python thread: room for a loaded machine
 P(red:connect("127.0.0.1", @P@), red:ping())
 local t0 = ngx.now()
 P(red:ping())
 P(red:set_keepalive(), red:ping())
 red = redis:new()
-red:set_timeout(200)
+red:set_timeout(1000)
 P(red:connect("127.0.0.1", @P@), red:get_reused_times())
 """, P=srv.port)
     assert out == ["1|PONG", "nil|timeout", "nil|nil|closed", "1|0"]
