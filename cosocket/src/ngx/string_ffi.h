@@ -1,0 +1,29 @@
+// string_ffi.h -- the FFI ABI of lua-nginx-module 0.10.23's ngx_http_lua_string.c, the
+// ngx_http_lua_ffi_* functions that lua-resty-core's resty.core.base64 (and, as they are
+// added, resty.core.uri and resty.core.hash) bind through ffi.C, with its signatures, C types
+// and return values, exported from the cosocket executable (ENABLE_EXPORTS).
+//
+// One implementation, two bindings: each is defined beside its family's code (codec.cc,
+// ...) and cosocket's own Lua C API binding of the same ngx.* function calls it, which
+// also keeps its object file in the link (libcosocket_core.a is an archive).
+//
+// None takes a request: they work the same with base.get_request() nil, as on cosocket.
+#ifndef COSOCKET_NGX_STRING_FFI_H_
+#define COSOCKET_NGX_STRING_FFI_H_
+
+#include <cstddef>
+
+extern "C" {
+
+// ngx.encode_base64: writes the encoding of src[0, len) to dst (room for ((len + 2) / 3) * 4
+// bytes; (len * 8 + 5) / 6 with no_padding non-zero) and returns its length.
+size_t ngx_http_lua_ffi_encode_base64(const unsigned char* src, size_t len, unsigned char* dst,
+                                      int no_padding);
+// ngx.decode_base64: 1 with the decoding of src[0, len) in dst (room for ((len + 3) / 4) * 3
+// bytes) and its length in *dlen; 0 for input that is not base64 (*dlen then unspecified).
+int ngx_http_lua_ffi_decode_base64(const unsigned char* src, size_t len, unsigned char* dst,
+                                   size_t* dlen);
+
+}  // extern "C"
+
+#endif  // COSOCKET_NGX_STRING_FFI_H_
