@@ -10,10 +10,11 @@ same script. Error cases (wrong types) are part of each script.
 import pytest
 
 
-def check_ffi(run_lua_ok, script, expected, functions):
+def check_ffi(run_lua_ok, script, expected, functions, c_api=True):
     """Runs script on cosocket and checks its output against resty-cli's; then checks that
     each of `functions` (names in ngx) is the module's Lua function on the FFI, no longer
-    cosocket's C function."""
+    cosocket's C function. With c_api, the script without its first line (the require) must
+    give the same answers from cosocket's own C functions, which call the same C++."""
     names = ", ".join(f'"{f}"' for f in functions)
     probe = f"""
 for _, name in ipairs{{{names}}} do
@@ -22,10 +23,16 @@ for _, name in ipairs{{{names}}} do
     ngx.say("binding ", name, " ", debug.getinfo(f, "S").what)
 end
 """
-    out = run_lua_ok(script + probe).splitlines()
+    out = run_lua_ok(script.lstrip("\n") + probe).splitlines()  # line numbers as recorded
     n = len(functions)
     assert out[:-n] == expected.strip("\n").splitlines()
     assert out[-n:] == [f"binding {f} Lua" for f in functions]
+    if c_api:
+        first, rest = script.lstrip("\n").split("\n", 1)
+        assert first.startswith("require ")
+        out = run_lua_ok("\n" + rest + probe).splitlines()  # the same line numbers
+        assert out[:-n] == expected.strip("\n").splitlines()
+        assert out[-n:] == [f"binding {f} C" for f in functions]
 
 
 BASE64_SCRIPT = r"""
@@ -78,3 +85,66 @@ dec err string argument only string argument only
 
 def test_base64(run_lua_ok):
     check_ffi(run_lua_ok, BASE64_SCRIPT, BASE64_EXPECTED, ["encode_base64", "decode_base64"])
+
+
+URI_SCRIPT = r"""
+require "resty.core.uri"
+local function show(...) ngx.say(table.concat({...}, " ")) end
+local function bytes(s) return (s:gsub("[\128-\255]", function(c) return string.format("\\x%02x", c:byte()) end)) end
+local function where(err) return (tostring(err):gsub("^[^:]*:(%d+):", "line %1:")) end
+local all = {}
+for b = 0, 255 do all[#all + 1] = string.char(b) end
+all = table.concat(all)
+for t = 0, 6 do
+    local e = ngx.escape_uri(all, t)
+    show("type", t, #e, ngx.md5(e), tostring(ngx.unescape_uri(e) == all))
+end
+show("default", ngx.escape_uri("a b/c?d=é&f+g~h"), ngx.escape_uri("plain-_.~"))
+show("coerce", ngx.escape_uri(nil), ngx.escape_uri(12.5), ngx.escape_uri(false), ngx.escape_uri(true))
+local long = string.rep("a b", 3000)
+show("long", #ngx.escape_uri(long), #ngx.unescape_uri(ngx.escape_uri(long)))
+for _, s in ipairs{"a%20b", "a+b", "%zz", "%4", "%41%42%", "%E9t%C3%A9", "%%41", "100%", "%2B%2b", ""} do
+    show("unescape [" .. s .. "] [" .. bytes(ngx.unescape_uri(s)) .. "]")
+end
+show("unescape coerce [" .. ngx.unescape_uri(nil) .. "] [" .. ngx.unescape_uri(42) .. "]")
+for _, t in ipairs{"2", -1, 7, 2.5, {}} do
+    local ok, err = pcall(ngx.escape_uri, "a b", t)
+    show("type", type(t), tostring(ok), where(err))
+end
+local function f() return ngx.escape_uri("x", "bad") end
+show("level", where(select(2, pcall(f))))
+"""
+
+URI_EXPECTED = r"""
+type 0 586 1d688796f03aa9cc23fc0359bf76088e false
+type 1 588 d770cd0e13ffdbb5f8ba168170cf1410 true
+type 2 626 80d78be650d282b47f2ea9990b7c1495 true
+type 3 588 d44353243c2d594c137e2779a62d1340 false
+type 4 584 b599a072ac0f56ce6b47be1e3a9b77c9 false
+type 5 324 3bacc57611338c015419b610e98adbbc false
+type 6 324 3bacc57611338c015419b610e98adbbc false
+default a%20b%2Fc%3Fd%3D%C3%A9%26f%2Bg~h plain-_.~
+coerce  12.5  true
+long 15000 9000
+unescape [a%20b] [a b]
+unescape [a+b] [a b]
+unescape [%zz] [%zz]
+unescape [%4] [%4]
+unescape [%41%42%] [AB%]
+unescape [%E9t%C3%A9] [\xe9t\xc3\xa9]
+unescape [%%41] [%A]
+unescape [100%] [100%]
+unescape [%2B%2b] [++]
+unescape [] []
+unescape coerce [] [42]
+type string false line 21: "type" is not a number
+type number false line 21: "type" -1 out of range
+type number false line 21: "type" 7 out of range
+type number true a%20b
+type table false line 21: "type" is not a number
+level line 25: "type" is not a number
+"""
+
+
+def test_uri(run_lua_ok):
+    check_ffi(run_lua_ok, URI_SCRIPT, URI_EXPECTED, ["escape_uri", "unescape_uri"])

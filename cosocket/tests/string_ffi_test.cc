@@ -61,4 +61,45 @@ TEST(StringFfi, DecodeBase64) {
   EXPECT_EQ(decode("-_"), "FAILED");     // the URL alphabet is not this one's
 }
 
+// as resty.core.uri calls them: the length first, then the escaping into that many bytes
+std::string escape(const std::string& s, int type) {
+  size_t n = ngx_http_lua_ffi_uri_escaped_length(u(s), s.size(), type);
+  std::string out(n + 1, '#');  // one more: nothing is written past n
+  ngx_http_lua_ffi_escape_uri(u(s), s.size(), u(out), type);
+  EXPECT_EQ(out[n], '#');
+  return out.substr(0, n);
+}
+
+std::string unescape(const std::string& s) {
+  std::string out(s.size() + 1, '#');
+  size_t n = ngx_http_lua_ffi_unescape_uri(u(s), s.size(), u(out));
+  EXPECT_LE(n, s.size());
+  EXPECT_EQ(out[s.size()], '#');
+  return out.substr(0, n);
+}
+
+TEST(StringFfi, UriEscapedLength) {
+  EXPECT_EQ(ngx_http_lua_ffi_uri_escaped_length(u(std::string("plain-_.~")), 9, 2), 9u);
+  EXPECT_EQ(ngx_http_lua_ffi_uri_escaped_length(u(std::string("a b")), 3, 2), 5u);
+  EXPECT_EQ(ngx_http_lua_ffi_uri_escaped_length(u(std::string("")), 0, 0), 0u);
+}
+
+TEST(StringFfi, EscapeUri) {
+  // resty-cli: ngx.escape_uri("a b/c?d=\195\169&f+g~h") and with types 0, 6
+  EXPECT_EQ(escape("a b/c?d=\xc3\xa9&f+g~h", 2), "a%20b%2Fc%3Fd%3D%C3%A9%26f%2Bg~h");
+  EXPECT_EQ(escape("a b/c?d=\xc3\xa9", 0), "a%20b/c%3Fd=%C3%A9");
+  EXPECT_EQ(escape("a %b", 6), "a%20%25b");  // 324 bytes for the 256 in resty-cli
+  EXPECT_EQ(escape("a b", 99), "a%20b");  // out of range: taken as 2, never read out of bounds
+}
+
+TEST(StringFfi, UnescapeUri) {
+  EXPECT_EQ(unescape("a%20b+c"), "a b c");
+  EXPECT_EQ(unescape("%41%42%"), "AB%");
+  EXPECT_EQ(unescape("%%41"), "%A");
+  EXPECT_EQ(unescape("%zz%4"), "%zz%4");
+  EXPECT_EQ(unescape("%2B%2b"), "++");
+  EXPECT_EQ(unescape("%E9t"), "\xe9t");
+  EXPECT_EQ(unescape(""), "");
+}
+
 }  // namespace

@@ -1,6 +1,6 @@
 // string_ffi.h -- the FFI ABI of lua-nginx-module 0.10.23's ngx_http_lua_string.c, the
-// ngx_http_lua_ffi_* functions that lua-resty-core's resty.core.base64 (and, as they are
-// added, resty.core.uri and resty.core.hash) bind through ffi.C, with its signatures, C types
+// ngx_http_lua_ffi_* functions that lua-resty-core's resty.core.base64 and resty.core.uri (and,
+// as it is added, resty.core.hash) bind through ffi.C, with its signatures, C types
 // and return values, exported from the cosocket executable (ENABLE_EXPORTS).
 //
 // One implementation, two bindings: each is defined beside its family's code (codec.cc,
@@ -15,6 +15,8 @@
 
 extern "C" {
 
+// --- base64 (codec.cc) ---
+
 // ngx.encode_base64: writes the encoding of src[0, len) to dst (room for ((len + 2) / 3) * 4
 // bytes; (len * 8 + 5) / 6 with no_padding non-zero) and returns its length.
 size_t ngx_http_lua_ffi_encode_base64(const unsigned char* src, size_t len, unsigned char* dst,
@@ -23,6 +25,18 @@ size_t ngx_http_lua_ffi_encode_base64(const unsigned char* src, size_t len, unsi
 // bytes) and its length in *dlen; 0 for input that is not base64 (*dlen then unspecified).
 int ngx_http_lua_ffi_decode_base64(const unsigned char* src, size_t len, unsigned char* dst,
                                    size_t* dlen);
+
+// --- uri (uri.cc) ---
+// type: ngx.escape_uri's, 0 (NGX_ESCAPE_URI) to 6 (NGX_ESCAPE_MAIL_AUTH); resty.core.uri
+// checks the range first (another value is taken as 2, NGX_ESCAPE_URI_COMPONENT).
+
+// len plus 2 for each byte of src[0, len) that `type` escapes: the length of the escaping
+size_t ngx_http_lua_ffi_uri_escaped_length(const unsigned char* src, size_t len, int type);
+// writes the escaping of src[0, len) (uppercase %XX) to dst, of the length above
+void ngx_http_lua_ffi_escape_uri(const unsigned char* src, size_t len, unsigned char* dst, int type);
+// ngx.unescape_uri: writes the unescaping of src[0, len) to dst (room for len bytes: it is
+// never longer) and returns its length. %XX decodes, '+' is a space, another '%' stays.
+size_t ngx_http_lua_ffi_unescape_uri(const unsigned char* src, size_t len, unsigned char* dst);
 
 }  // extern "C"
 
