@@ -102,4 +102,32 @@ TEST(StringFfi, UnescapeUri) {
   EXPECT_EQ(unescape(""), "");
 }
 
+std::string hex(const unsigned char* p, size_t n) {
+  static const char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < n; ++i) {
+    out += kHex[p[i] >> 4];
+    out += kHex[p[i] & 15];
+  }
+  return out;
+}
+
+TEST(StringFfi, Hash) {
+  const std::string abc = "abc";
+  unsigned char md5[33] = {0}, bin[21] = {0};
+  ngx_http_lua_ffi_md5(u(abc), abc.size(), md5);
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(md5), 32), "900150983cd24fb0d6963f7d28e17f72");
+  EXPECT_EQ(md5[32], 0);  // 32 bytes, no terminator
+  ngx_http_lua_ffi_md5_bin(u(abc), abc.size(), bin);
+  EXPECT_EQ(hex(bin, 16), "900150983cd24fb0d6963f7d28e17f72");
+  EXPECT_EQ(bin[16], 0);
+  EXPECT_EQ(ngx_http_lua_ffi_sha1_bin(u(abc), abc.size(), bin), 1);
+  EXPECT_EQ(hex(bin, 20), "a9993e364706816aba3e25717850c26c9cd0d89d");
+  EXPECT_EQ(bin[20], 0);
+  const std::string check = "123456789";  // CRC-32's check value
+  EXPECT_EQ(ngx_http_lua_ffi_crc32_short(u(check), check.size()), 0xCBF43926u);
+  EXPECT_EQ(ngx_http_lua_ffi_crc32_long(u(check), check.size()), 0xCBF43926u);
+  EXPECT_EQ(ngx_http_lua_ffi_crc32_long(u(abc), 0), 0u);
+}
+
 }  // namespace

@@ -1,5 +1,5 @@
 // codec.cc -- ngx.encode_base64, ngx.decode_base64, ngx.crc32_short and ngx.crc32_long,
-// and the FFI functions of resty.core.base64 behind the first two (string_ffi.h).
+// and the FFI functions of resty.core.base64 and resty.core.hash behind them (string_ffi.h).
 //
 // Behaviour (including error strings) was checked against lua-nginx-module 0.10.23 +
 // lua-resty-core through /work/shared/tools/openresty-run; the unit tests in
@@ -73,20 +73,20 @@ uint32_t crc32(const unsigned char* p, size_t len) {
   return c ^ 0xFFFFFFFFu;
 }
 
-// nginx has a short and a long variant that differ only in speed; both give the
-// standard CRC-32.
+// Bindings of the FFI functions below, which resty.core.hash calls.
+template <unsigned int (*Fn)(const unsigned char*, size_t)>
 int l_ngx_crc32(lua_State* L) {
   size_t len;
   const char* s = coerce_string(L, 1, &len);
-  lua_pushnumber(L, crc32(reinterpret_cast<const unsigned char*>(s), len));
+  lua_pushnumber(L, Fn(reinterpret_cast<const unsigned char*>(s), len));
   return 1;
 }
 
 const luaL_Reg kCodecFuncs[] = {
     {"encode_base64", l_ngx_encode_base64},
     {"decode_base64", l_ngx_decode_base64},
-    {"crc32_short", l_ngx_crc32},
-    {"crc32_long", l_ngx_crc32},
+    {"crc32_short", l_ngx_crc32<ngx_http_lua_ffi_crc32_short>},
+    {"crc32_long", l_ngx_crc32<ngx_http_lua_ffi_crc32_long>},
     {nullptr, nullptr},
 };
 
@@ -113,6 +113,16 @@ int ngx_http_lua_ffi_decode_base64(const unsigned char* src, size_t len, unsigne
   bool ok = ngx_decode_base64(&out, &in) == cosocket::kNgxOk;
   *dlen = out.len;  // 0 when it failed
   return ok;
+}
+
+// nginx has a short and a long variant that differ only in speed; both give the standard
+// CRC-32.
+unsigned int ngx_http_lua_ffi_crc32_short(const unsigned char* src, size_t len) {
+  return cosocket::crc32(src, len);
+}
+
+unsigned int ngx_http_lua_ffi_crc32_long(const unsigned char* src, size_t len) {
+  return cosocket::crc32(src, len);
 }
 
 }  // extern "C"

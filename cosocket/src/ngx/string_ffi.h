@@ -1,6 +1,6 @@
 // string_ffi.h -- the FFI ABI of lua-nginx-module 0.10.23's ngx_http_lua_string.c, the
-// ngx_http_lua_ffi_* functions that lua-resty-core's resty.core.base64 and resty.core.uri (and,
-// as it is added, resty.core.hash) bind through ffi.C, with its signatures, C types
+// ngx_http_lua_ffi_* functions that lua-resty-core's resty.core.base64, resty.core.uri and
+// resty.core.hash bind through ffi.C, with its signatures, C types
 // and return values, exported from the cosocket executable (ENABLE_EXPORTS).
 //
 // One implementation, two bindings: each is defined beside its family's code (codec.cc,
@@ -37,6 +37,18 @@ void ngx_http_lua_ffi_escape_uri(const unsigned char* src, size_t len, unsigned 
 // ngx.unescape_uri: writes the unescaping of src[0, len) to dst (room for len bytes: it is
 // never longer) and returns its length. %XX decodes, '+' is a space, another '%' stays.
 size_t ngx_http_lua_ffi_unescape_uri(const unsigned char* src, size_t len, unsigned char* dst);
+
+// --- hash (digest.cc, codec.cc) ---
+
+// ngx.md5_bin: the 16 bytes of src[0, len)'s MD5 to dst (zeros if OpenSSL refused MD5)
+void ngx_http_lua_ffi_md5_bin(const unsigned char* src, size_t len, unsigned char* dst);
+// ngx.md5: the same as 32 lowercase hex digits
+void ngx_http_lua_ffi_md5(const unsigned char* src, size_t len, unsigned char* dst);
+// ngx.sha1_bin: 1 with the 20 bytes of the SHA-1 in dst; 0 if SHA-1 is not available
+int ngx_http_lua_ffi_sha1_bin(const unsigned char* src, size_t len, unsigned char* dst);
+// ngx.crc32_short, ngx.crc32_long: the CRC-32 (IEEE 802.3) of src[0, len), both alike
+unsigned int ngx_http_lua_ffi_crc32_short(const unsigned char* src, size_t len);
+unsigned int ngx_http_lua_ffi_crc32_long(const unsigned char* src, size_t len);
 
 }  // extern "C"
 
