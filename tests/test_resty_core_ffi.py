@@ -204,3 +204,128 @@ def test_hash(run_lua_ok):
     check_ffi(run_lua_ok, HASH_SCRIPT, HASH_EXPECTED,
               ["md5", "md5_bin", "sha1_bin", "crc32_short", "crc32_long"],
               c_api=("bad tostring",))
+
+
+# The clock's lines check what cannot be recorded (the time itself): the cached clock, its
+# formats against os.date, the monotonic clock (lines "mono": resty.core.time's own, which the
+# C API does not have), update_time.
+TIME_SCRIPT = r"""
+local rtime = require "resty.core.time"
+local function show(...) ngx.say(table.concat({...}, " ")) end
+for _, t in ipairs{0, 1, 86399.9, 1290079991, 2147483647, 2147483648, 4102444800, 253402300799, 253402300800, 1e15, -1, -1e10, 1e300, -0.5, 1.5e9 + 0.99} do
+    show("t", string.format("%.17g", t), "[" .. ngx.http_time(t) .. "]", "[" .. ngx.cookie_time(t) .. "]")
+end
+for _, s in ipairs{"Thu, 18 Nov 2010 11:27:35 GMT", "Thursday, 18-Nov-10 11:27:35 GMT",
+                   "Thu Nov 18 11:27:35 2010", "Thu Nov  8 11:27:35 2010", "Sun, 06 Nov 1994 08:49:37 GMT",
+                   "Thu, 01 Jan 1970 00:00:00 GMT", "Wed, 31 Dec 1969 23:59:59 GMT",
+                   "Thu, 31 Dec 1969 23:59:58 GMT", "Fri, 31 Dec 9999 23:59:59 GMT",
+                   "Thu, 29 Feb 2001 00:00:00 GMT", "Tue, 29 Feb 2000 00:00:00 GMT",
+                   "Thu, 18 Nov 2010 24:00:00 GMT", "Thu, 18 Xyz 2010 11:27:35 GMT", "", "garbage",
+                   "Mon, 31-Dec-69 00:00:00 GMT", "Mon, 01-Jan-70 00:00:00 GMT"} do
+    show("parse [" .. s .. "]", tostring(ngx.parse_http_time(s)))
+end
+for _, f in ipairs{"http_time", "cookie_time"} do
+    for _, v in ipairs{"123", {}, true} do
+        show("err", f, type(v), select(2, pcall(ngx[f], v)))
+    end
+    show("err", f, "nil", select(2, pcall(ngx[f])))
+end
+for _, v in ipairs{123, {}, true} do
+    show("err parse_http_time", type(v), select(2, pcall(ngx.parse_http_time, v)))
+end
+-- the clock: cached between update_time calls, formats
+local now, t = ngx.now(), ngx.time()
+show("clock types", type(now), type(t), tostring(math.floor(now) == t), tostring(now >= 1.7e9))
+show("now has ms", tostring(now * 1000 == math.floor(now * 1000 + 0.5)))
+show("today", tostring(ngx.today():match("^%d%d%d%d%-%d%d%-%d%d$") ~= nil), #ngx.today())
+show("localtime", tostring(ngx.localtime():match("^%d%d%d%d%-%d%d%-%d%d %d%d:%d%d:%d%d$") ~= nil))
+show("utctime", tostring(ngx.utctime() == os.date("!%Y-%m-%d %H:%M:%S", ngx.time())))
+show("localtime os", tostring(ngx.localtime() == os.date("%Y-%m-%d %H:%M:%S", ngx.time())))
+show("today os", tostring(ngx.today() == os.date("%Y-%m-%d", ngx.time())))
+local m1 = rtime and rtime.monotonic_msec()   -- resty.core.time's own: the C API has none
+if rtime then
+    show("mono", type(m1), tostring(m1 > 0), tostring(math.floor(m1) == m1),
+         tostring(math.abs(rtime.monotonic_time() * 1000 - m1) < 1e-3 * m1))
+end
+local t0 = os.time()
+while os.time() - t0 < 1.2 do end    -- busy wait: the cached clock stays
+show("cached", tostring(ngx.now() == now))
+if rtime then show("mono cached", tostring(rtime.monotonic_msec() == m1)) end
+ngx.update_time()
+show("updated", tostring(ngx.now() > now), tostring(ngx.time() >= t + 1))
+if rtime then show("mono updated", tostring(rtime.monotonic_msec() > m1 + 500)) end
+show("update returns", select("#", ngx.update_time()))
+ngx.sleep(0.01)
+show("after sleep", tostring(ngx.now() > now))
+"""
+
+TIME_EXPECTED = r"""
+t 0 [Thu, 01 Jan 1970 00:00:00 GMT] [Thu, 01-Jan-70 00:00:00 GMT]
+t 1 [Thu, 01 Jan 1970 00:00:01 GMT] [Thu, 01-Jan-70 00:00:01 GMT]
+t 86399.899999999994 [Thu, 01 Jan 1970 23:59:59 GMT] [Thu, 01-Jan-70 23:59:59 GMT]
+t 1290079991 [Thu, 18 Nov 2010 11:33:11 GMT] [Thu, 18-Nov-10 11:33:11 GMT]
+t 2147483647 [Tue, 19 Jan 2038 03:14:07 GMT] [Tue, 19-Jan-2038 03:14:07 GMT]
+t 2147483648 [Tue, 19 Jan 2038 03:14:08 GMT] [Tue, 19-Jan-2038 03:14:08 GMT]
+t 4102444800 [Fri, 01 Jan 2100 00:00:00 GMT] [Fri, 01-Jan-2100 00:00:00 GMT]
+t 253402300799 [Fri, 31 Dec 9999 23:59:59 GMT] [Fri, 31-Dec-9999 23:59:59 GMT]
+t 253402300800 [Fri, 31 Dec 9999 23:59:59 GMT] [Fri, 31-Dec-9999 23:59:59 GMT]
+t 1000000000000000 [Fri, 31 Dec 9999 23:59:59 GMT] [Fri, 31-Dec-9999 23:59:59 GMT]
+t -1 [Thu, 01 Jan 1970 00:00:00 GMT] [Thu, 01-Jan-70 00:00:00 GMT]
+t -10000000000 [Thu, 01 Jan 1970 00:00:00 GMT] [Thu, 01-Jan-70 00:00:00 GMT]
+t 1.0000000000000001e+300 [Thu, 01 Jan 1970 00:00:00 GMT] [Thu, 01-Jan-70 00:00:00 GMT]
+t -0.5 [Thu, 01 Jan 1970 00:00:00 GMT] [Thu, 01-Jan-70 00:00:00 GMT]
+t 1500000000.99 [Fri, 14 Jul 2017 02:40:00 GMT] [Fri, 14-Jul-17 02:40:00 GMT]
+parse [Thu, 18 Nov 2010 11:27:35 GMT] 1290079655
+parse [Thursday, 18-Nov-10 11:27:35 GMT] 1290079655
+parse [Thu Nov 18 11:27:35 2010] 1290079655
+parse [Thu Nov  8 11:27:35 2010] 1289215655
+parse [Sun, 06 Nov 1994 08:49:37 GMT] 784111777
+parse [Thu, 01 Jan 1970 00:00:00 GMT] 0
+parse [Wed, 31 Dec 1969 23:59:59 GMT] nil
+parse [Thu, 31 Dec 1969 23:59:58 GMT] -2
+parse [Fri, 31 Dec 9999 23:59:59 GMT] 253402300799
+parse [Thu, 29 Feb 2001 00:00:00 GMT] nil
+parse [Tue, 29 Feb 2000 00:00:00 GMT] 951782400
+parse [Thu, 18 Nov 2010 24:00:00 GMT] nil
+parse [Thu, 18 Xyz 2010 11:27:35 GMT] nil
+parse [] nil
+parse [garbage] nil
+parse [Mon, 31-Dec-69 00:00:00 GMT] 3155673600
+parse [Mon, 01-Jan-70 00:00:00 GMT] 0
+err http_time string number argument only
+err http_time table number argument only
+err http_time boolean number argument only
+err http_time nil number argument only
+err cookie_time string number argument only
+err cookie_time table number argument only
+err cookie_time boolean number argument only
+err cookie_time nil number argument only
+err parse_http_time number string argument only
+err parse_http_time table string argument only
+err parse_http_time boolean string argument only
+clock types number number true true
+now has ms true
+today true 10
+localtime true
+utctime true
+localtime os true
+today os true
+mono number true true true
+cached true
+mono cached true
+updated true true
+mono updated true
+update returns 0
+after sleep true
+"""
+
+
+def test_time(run_lua_ok):
+    check_ffi(run_lua_ok, TIME_SCRIPT, TIME_EXPECTED,
+              ["now", "time", "update_time", "today", "localtime", "utctime", "cookie_time",
+               "http_time", "parse_http_time"], c_api=False)
+    # the C API gives the same answers
+    first, rest = TIME_SCRIPT.lstrip("\n").split("\n", 1)
+    assert first == 'local rtime = require "resty.core.time"'
+    out = run_lua_ok("local rtime = nil\n" + rest).splitlines()
+    assert out == [l for l in TIME_EXPECTED.strip("\n").splitlines() if not l.startswith("mono")]
