@@ -7,7 +7,8 @@ Each *_EXPECTED was recorded from /work/shared/tools/resty-ref (resty-cli on Deb
 ngx_lua 0.10.23 + lua-resty-core 0.1.25, where the modules are loaded already) running the
 same script. Error cases (wrong types) are part of each script.
 """
-import pytest
+import signal
+import subprocess
 
 
 def check_ffi(run_lua_ok, script, expected, functions, c_api=True):
@@ -329,3 +330,81 @@ def test_time(run_lua_ok):
     assert first == 'local rtime = require "resty.core.time"'
     out = run_lua_ok("local rtime = nil\n" + rest).splitlines()
     assert out == [l for l in TIME_EXPECTED.strip("\n").splitlines() if not l.startswith("mono")]
+
+
+WORKER_SCRIPT = r"""
+require "resty.core.worker"
+local function show(...) ngx.say(table.concat({...}, " ")) end
+local w = ngx.worker
+show("id", tostring(w.id()), math.type and "" or type(w.id()))
+show("count", tostring(w.count()), type(w.count()))
+show("exiting", tostring(w.exiting()), type(w.exiting()))
+local pid = w.pid()
+show("pid", type(pid), tostring(pid > 1))
+local pids = w.pids()
+show("pids", type(pids), #pids, tostring(pids[1] == pid))
+local keys = {}
+for k in pairs(w) do keys[#keys + 1] = k end
+table.sort(keys)
+show("fields", table.concat(keys, ","))
+show("args", tostring(w.id(1, 2)), tostring(w.count("x")))
+"""
+
+WORKER_EXPECTED = r"""
+id 0 number
+count 1 number
+exiting false boolean
+pid number true
+pids table 1 true
+fields count,exiting,id,pid,pids
+args 0 1
+"""
+
+
+def test_worker(run_lua_ok):
+    check_ffi(run_lua_ok, WORKER_SCRIPT, WORKER_EXPECTED,
+              ["worker.id", "worker.pid", "worker.pids", "worker.count", "worker.exiting"])
+
+
+def test_worker_with_two_workers(run_lua_ok):
+    # cosocket's -w N (resty-cli has no such flag): each worker its id, the count, both pids
+    out = run_lua_ok(r"""
+require "resty.core.worker"
+local w = ngx.worker
+for _ = 1, 100 do  -- until both are forked
+    if #w.pids() == 2 then break end
+    ngx.sleep(0.05)
+end
+local pids = w.pids()
+local seen = false
+for _, p in ipairs(pids) do if p == w.pid() then seen = true end end
+ngx.say("worker ", w.id(), " of ", w.count(), " pids ", #pids, " self ", tostring(seen))
+ngx.sleep(1)  -- still running while the other looks
+""", flags=["-w", "2"])
+    assert sorted(out.splitlines()) == ["worker 0 of 2 pids 2 self true",
+                                        "worker 1 of 2 pids 2 self true"]
+
+
+def test_worker_exiting(cosocket_bin, tmp_path):
+    # SIGTERM: the pending timer runs premature, the worker exiting (resty-cli's own output is
+    # lost by then, nginx has closed stdout: test_timers.py checks the C API's the same way)
+    script = tmp_path / "exiting.lua"
+    script.write_text(r"""
+require "resty.core.worker"
+ngx.timer.at(100, function(premature)
+    ngx.say("premature ", tostring(premature), " exiting ", tostring(ngx.worker.exiting()))
+end)
+ngx.say("main exiting ", tostring(ngx.worker.exiting()))
+ngx.flush()
+""")
+    p = subprocess.Popen([cosocket_bin, str(script)], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline() == "main exiting false\n"
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=10)
+    finally:
+        p.kill()
+        p.wait()
+    assert p.returncode == 0, err
+    assert out.splitlines() == ["premature true exiting true"]
