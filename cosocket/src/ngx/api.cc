@@ -145,23 +145,6 @@ int l_timer_pending(lua_State* L) {
   return 1;
 }
 
-int l_worker_pid(lua_State* L) {
-  lua_pushinteger(L, getpid());
-  return 1;
-}
-int l_worker_id(lua_State* L) {
-  lua_pushinteger(L, runtime().cfg().worker_id);
-  return 1;
-}
-int l_worker_count(lua_State* L) {
-  lua_pushinteger(L, runtime().cfg().worker_count);
-  return 1;
-}
-int l_worker_exiting(lua_State* L) {
-  lua_pushboolean(L, runtime().exiting());
-  return 1;
-}
-
 // Every request here is request-less, as resty-cli runs a script: the main chunk, the
 // timers, the cosocket.listen handlers and their light threads are all in "timer".
 int l_get_phase(lua_State* L) {
@@ -214,13 +197,7 @@ void open_api(lua_State* L) {
   set_fn(L, "pending_count", l_timer_pending);
   lua_setfield(L, ngx, "timer");
 
-  lua_newtable(L);
-  set_fn(L, "pid", l_worker_pid);
-  set_fn(L, "id", l_worker_id);
-  set_fn(L, "count", l_worker_count);
-  set_fn(L, "exiting", l_worker_exiting);
-  open_worker_pids(L, lua_gettop(L));
-  lua_setfield(L, ngx, "worker");
+  open_ngx_worker(L, ngx);
 
   lua_newtable(L);
   lua_pushinteger(L, 10023);

@@ -1,11 +1,10 @@
 // The request-less context, C side: ngx.ctx per request (runtime/request.h), the
-// request's start time, ngx.worker.pids. The rest of that context -- the request and
+// request's start time. The rest of that context -- the request and
 // response APIs that exist but are disabled, as under resty-cli -- is Lua (lua/context.lua),
 // which receives these as primitives.
 #include "ngx/context.h"
 
 #include "runtime/runtime.h"
-#include "runtime/worker_table.h"
 
 namespace cosocket {
 
@@ -40,16 +39,6 @@ int l_start_time(lua_State* L) {
   return 1;
 }
 
-int l_worker_pids(lua_State* L) {
-  std::vector<pid_t> pids = worker_table_pids();
-  lua_createtable(L, static_cast<int>(pids.size()), 0);
-  for (size_t i = 0; i < pids.size(); ++i) {
-    lua_pushinteger(L, pids[i]);
-    lua_rawseti(L, -2, static_cast<int>(i + 1));
-  }
-  return 1;
-}
-
 }  // namespace
 
 void open_context_primitives(lua_State* L, int priv) {
@@ -59,11 +48,6 @@ void open_context_primitives(lua_State* L, int priv) {
     lua_pushcfunction(L, r->func);
     lua_setfield(L, priv, r->name);
   }
-}
-
-void open_worker_pids(lua_State* L, int worker) {
-  lua_pushcfunction(L, l_worker_pids);
-  lua_setfield(L, worker, "pids");
 }
 
 }  // namespace cosocket

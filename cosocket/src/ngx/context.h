@@ -6,7 +6,5 @@ namespace cosocket {
 
 // ctx, set_ctx, start_time into the private table at absolute index priv
 void open_context_primitives(lua_State* L, int priv);
-// ngx.worker.pids into the table at absolute index worker
-void open_worker_pids(lua_State* L, int worker);
 
 }  // namespace cosocket

@@ -29,6 +29,7 @@ void open_ngx_codec(lua_State* L, int ngx);   // encode_base64, decode_base64, c
 void open_ngx_digest(lua_State* L, int ngx);  // md5, md5_bin, sha1_bin, hmac_sha1
 void open_ngx_uri(lua_State* L, int ngx);     // escape_uri, unescape_uri, encode_args, decode_args
 void open_ngx_sql(lua_State* L, int ngx);     // quote_sql_str
+void open_ngx_worker(lua_State* L, int ngx);  // ngx.worker: id, pid, count, exiting, pids
 // ngx.shared: a table of the --shdict dicts (shdict.h), empty without any
 void open_ngx_shared(lua_State* L, int ngx);
 // their FFI methods: requires "resty.core.shdict" when there are dicts (once the embedded

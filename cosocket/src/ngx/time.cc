@@ -1,12 +1,17 @@
 // time.cc -- ngx.now, ngx.time, ngx.update_time, ngx.today, ngx.localtime, ngx.utctime,
 // ngx.http_time, ngx.cookie_time and ngx.parse_http_time, on the loop's cached clock
-// (loop/clock.h).
+// (loop/clock.h), and the FFI functions of resty.core.time behind them (time_ffi.h).
 //
 // Behaviour (including error strings) was checked against lua-nginx-module 0.10.23 +
 // lua-resty-core through /work/shared/tools/openresty-run; the unit tests in
 // tests/ngx_time_test.cc record the oracle's answers.
+#include "ngx/time_ffi.h"
+
+#include <algorithm>
+#include <climits>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 
 extern "C" {
@@ -24,21 +29,6 @@ const char* const kWeekDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"
 const char* const kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 
-int l_ngx_now(lua_State* L) {
-  lua_pushnumber(L, clock_now());
-  return 1;
-}
-
-int l_ngx_time(lua_State* L) {
-  lua_pushnumber(L, static_cast<lua_Number>(clock_time()));
-  return 1;
-}
-
-int l_ngx_update_time(lua_State*) {
-  clock_update();
-  return 0;
-}
-
 struct tm cached_tm(bool utc) {
   time_t now = static_cast<time_t>(clock_time());
   struct tm tm;
@@ -50,60 +40,32 @@ struct tm cached_tm(bool utc) {
   return tm;
 }
 
-int l_ngx_today(lua_State* L) {
-  struct tm tm = cached_tm(false);
-  char buf[32];
-  int n = std::snprintf(buf, sizeof buf, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1,
-                        tm.tm_mday);
-  lua_pushlstring(L, buf, static_cast<size_t>(n));
-  return 1;
+// snprintf's output without its terminating NUL, as nginx's ngx_sprintf writes it: at most
+// `room` bytes into buf; returns how many.
+template <typename... Args>
+size_t format(unsigned char* buf, size_t room, const char* fmt, Args... args) {
+  char tmp[64];
+  int n = std::snprintf(tmp, sizeof tmp, fmt, args...);
+  size_t len = n < 0 ? 0 : std::min({static_cast<size_t>(n), room, sizeof tmp - 1});
+  std::memcpy(buf, tmp, len);
+  return len;
 }
 
-int push_datetime(lua_State* L, bool utc) {
+void format_datetime(unsigned char* buf, bool utc) {
   struct tm tm = cached_tm(utc);
-  char buf[64];
-  int n = std::snprintf(buf, sizeof buf, "%04d-%02d-%02d %02d:%02d:%02d", tm.tm_year + 1900,
-                        tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-  lua_pushlstring(L, buf, static_cast<size_t>(n));
-  return 1;
+  format(buf, kNgxDateTimeLen, "%04d-%02d-%02d %02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
-
-int l_ngx_localtime(lua_State* L) { return push_datetime(L, false); }
-int l_ngx_utctime(lua_State* L) { return push_datetime(L, true); }
 
 // nginx clamps to [1970-01-01, 9999-12-31 23:59:59].
-struct tm gm_clamped(lua_Number sec) {
-  constexpr lua_Number kMax = 253402300799.0;
-  if (!(sec > 0)) sec = 0;  // also NaN
+struct tm gm_clamped(long sec) {
+  constexpr long kMax = 253402300799L;
+  if (sec < 0) sec = 0;
   if (sec > kMax) sec = kMax;
   time_t t = static_cast<time_t>(sec);
   struct tm tm;
   gmtime_r(&t, &tm);
   return tm;
-}
-
-int l_ngx_http_time(lua_State* L) {
-  if (lua_type(L, 1) != LUA_TNUMBER) return luaL_error(L, "number argument only");
-  struct tm tm = gm_clamped(lua_tonumber(L, 1));
-  char buf[64];
-  int n = std::snprintf(buf, sizeof buf, "%s, %02d %s %4d %02d:%02d:%02d GMT",
-                        kWeekDays[tm.tm_wday], tm.tm_mday, kMonths[tm.tm_mon],
-                        tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-  lua_pushlstring(L, buf, static_cast<size_t>(n));
-  return 1;
-}
-
-int l_ngx_cookie_time(lua_State* L) {
-  if (lua_type(L, 1) != LUA_TNUMBER) return luaL_error(L, "number argument only");
-  struct tm tm = gm_clamped(lua_tonumber(L, 1));
-  int year = tm.tm_year + 1900;
-  char buf[64];
-  // Netscape-era cookies: two-digit years before 2038, as nginx does.
-  int n = std::snprintf(buf, sizeof buf, "%s, %02d-%s-%02d %02d:%02d:%02d GMT",
-                        kWeekDays[tm.tm_wday], tm.tm_mday, kMonths[tm.tm_mon],
-                        year < 2038 ? year % 100 : year, tm.tm_hour, tm.tm_min, tm.tm_sec);
-  lua_pushlstring(L, buf, static_cast<size_t>(n));
-  return 1;
 }
 
 // nginx's ngx_parse_http_time(): RFC 822/1123, RFC 850 and asctime formats. Returns
@@ -241,14 +203,63 @@ bool parse_http_time(const char* s, size_t len, int64_t* out) {
   return true;
 }
 
+// The Lua C API bindings: they call the FFI functions at the end of the file, which
+// resty.core.time calls.
+
+// What LuaJIT's FFI makes of a number passed as a C long (x86-64's cvttsd2si): the value
+// truncated, LONG_MIN for NaN and anything out of range (resty-cli: 1e300 is 1970).
+long to_long(lua_Number d) {
+  constexpr lua_Number kTwo63 = 9223372036854775808.0;
+  return d >= -kTwo63 && d < kTwo63 ? static_cast<long>(d) : LONG_MIN;
+}
+
+int l_ngx_now(lua_State* L) {
+  lua_pushnumber(L, ngx_http_lua_ffi_now());
+  return 1;
+}
+
+int l_ngx_time(lua_State* L) {
+  lua_pushnumber(L, static_cast<lua_Number>(ngx_http_lua_ffi_time()));
+  return 1;
+}
+
+int l_ngx_update_time(lua_State*) {
+  ngx_http_lua_ffi_update_time();
+  return 0;
+}
+
+// A binding of a void f(unsigned char *buf) that writes kLen bytes.
+template <void (*Fn)(unsigned char*), size_t kLen>
+int l_ngx_clock_string(lua_State* L) {
+  unsigned char buf[kLen];
+  Fn(buf);
+  lua_pushlstring(L, reinterpret_cast<const char*>(buf), kLen);
+  return 1;
+}
+
+int l_ngx_http_time(lua_State* L) {
+  if (lua_type(L, 1) != LUA_TNUMBER) return luaL_error(L, "number argument only");
+  unsigned char buf[kNgxHttpTimeLen];
+  ngx_http_lua_ffi_http_time(buf, to_long(lua_tonumber(L, 1)));
+  lua_pushlstring(L, reinterpret_cast<const char*>(buf), sizeof buf);
+  return 1;
+}
+
+int l_ngx_cookie_time(lua_State* L) {
+  if (lua_type(L, 1) != LUA_TNUMBER) return luaL_error(L, "number argument only");
+  unsigned char buf[kNgxCookieTimeMaxLen];
+  int n = ngx_http_lua_ffi_cookie_time(buf, to_long(lua_tonumber(L, 1)));
+  lua_pushlstring(L, reinterpret_cast<const char*>(buf), static_cast<size_t>(n));
+  return 1;
+}
+
 int l_ngx_parse_http_time(lua_State* L) {
   if (lua_type(L, 1) != LUA_TSTRING) return luaL_error(L, "string argument only");
   size_t len;
   const char* s = lua_tolstring(L, 1, &len);
-  int64_t t;
-  // nginx reports failure as NGX_ERROR (-1), so a date one second before the epoch
-  // is also "invalid" there.
-  if (!parse_http_time(s, len, &t) || t == -1) {
+  long t;
+  ngx_http_lua_ffi_parse_http_time(reinterpret_cast<const unsigned char*>(s), len, &t);
+  if (t == -1) {  // NGX_ERROR, so a second before the epoch is "invalid" too, as in nginx
     lua_pushnil(L);
     return 1;
   }
@@ -260,9 +271,9 @@ const luaL_Reg kTimeFuncs[] = {
     {"now", l_ngx_now},
     {"time", l_ngx_time},
     {"update_time", l_ngx_update_time},
-    {"today", l_ngx_today},
-    {"localtime", l_ngx_localtime},
-    {"utctime", l_ngx_utctime},
+    {"today", l_ngx_clock_string<ngx_http_lua_ffi_today, kNgxTodayLen>},
+    {"localtime", l_ngx_clock_string<ngx_http_lua_ffi_localtime, kNgxDateTimeLen>},
+    {"utctime", l_ngx_clock_string<ngx_http_lua_ffi_utctime, kNgxDateTimeLen>},
     {"http_time", l_ngx_http_time},
     {"cookie_time", l_ngx_cookie_time},
     {"parse_http_time", l_ngx_parse_http_time},
@@ -274,3 +285,43 @@ const luaL_Reg kTimeFuncs[] = {
 void open_ngx_time(lua_State* L, int ngx) { set_functions(L, ngx, kTimeFuncs); }
 
 }  // namespace cosocket
+
+extern "C" {
+
+double ngx_http_lua_ffi_now(void) { return cosocket::clock_now(); }
+long ngx_http_lua_ffi_time(void) { return cosocket::clock_time(); }
+long ngx_http_lua_ffi_monotonic_msec(void) { return static_cast<long>(cosocket::clock_mono_ms()); }
+void ngx_http_lua_ffi_update_time(void) { cosocket::clock_update(); }
+
+void ngx_http_lua_ffi_today(unsigned char* buf) {
+  struct tm tm = cosocket::cached_tm(false);
+  cosocket::format(buf, kNgxTodayLen, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+                   tm.tm_mday);
+}
+
+void ngx_http_lua_ffi_localtime(unsigned char* buf) { cosocket::format_datetime(buf, false); }
+void ngx_http_lua_ffi_utctime(unsigned char* buf) { cosocket::format_datetime(buf, true); }
+
+int ngx_http_lua_ffi_cookie_time(unsigned char* buf, long t) {
+  struct tm tm = cosocket::gm_clamped(t);
+  int year = tm.tm_year + 1900;
+  // Netscape-era cookies: two-digit years before 2038, as nginx does.
+  return static_cast<int>(cosocket::format(
+      buf, kNgxCookieTimeMaxLen, "%s, %02d-%s-%02d %02d:%02d:%02d GMT",
+      cosocket::kWeekDays[tm.tm_wday], tm.tm_mday, cosocket::kMonths[tm.tm_mon],
+      year < 2038 ? year % 100 : year, tm.tm_hour, tm.tm_min, tm.tm_sec));
+}
+
+void ngx_http_lua_ffi_http_time(unsigned char* buf, long t) {
+  struct tm tm = cosocket::gm_clamped(t);
+  cosocket::format(buf, kNgxHttpTimeLen, "%s, %02d %s %4d %02d:%02d:%02d GMT",
+                   cosocket::kWeekDays[tm.tm_wday], tm.tm_mday, cosocket::kMonths[tm.tm_mon],
+                   tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+void ngx_http_lua_ffi_parse_http_time(const unsigned char* str, size_t len, long* time) {
+  int64_t t;
+  *time = cosocket::parse_http_time(reinterpret_cast<const char*>(str), len, &t) ? t : -1;
+}
+
+}  // extern "C"

@@ -1,4 +1,5 @@
-// uri.cc -- ngx.escape_uri, ngx.unescape_uri, ngx.encode_args and ngx.decode_args.
+// uri.cc -- ngx.escape_uri, ngx.unescape_uri, ngx.encode_args and ngx.decode_args, and the
+// FFI functions of resty.core.uri behind the first two (string_ffi.h), which all four use.
 //
 // Behaviour (including error strings) was checked against lua-nginx-module 0.10.23 +
 // lua-resty-core through /work/shared/tools/openresty-run; the unit tests in
@@ -13,6 +14,7 @@ extern "C" {
 
 #include "ngx/families.h"
 #include "ngx/lua_args.h"
+#include "ngx/string_ffi.h"
 
 namespace cosocket {
 namespace {
@@ -52,18 +54,27 @@ bool must_escape(int type, unsigned char c) {
   }
 }
 
-void escape_uri(const char* src, size_t len, int type, std::string* out) {
-  static const char kHex[] = "0123456789ABCDEF";
-  for (size_t i = 0; i < len; ++i) {
-    auto c = static_cast<unsigned char>(src[i]);
-    if (must_escape(type, c)) {
-      out->push_back('%');
-      out->push_back(kHex[c >> 4]);
-      out->push_back(kHex[c & 15]);
-    } else {
-      out->push_back(static_cast<char>(c));
-    }
+// Per-type tables of the bytes to escape, built once.
+struct EscapeTables {
+  bool v[kEscMailAuth + 1][256];
+  EscapeTables() {
+    for (int t = kEscUri; t <= kEscMailAuth; ++t)
+      for (int c = 0; c < 256; ++c) v[t][c] = must_escape(t, static_cast<unsigned char>(c));
   }
+};
+
+const bool* escape_table(int type) {
+  static const EscapeTables tables;
+  if (type < kEscUri || type > kEscMailAuth) type = kEscUriComponent;  // callers check first
+  return tables.v[type];
+}
+
+// Appends src[0, len) escaped as `type` (ngx.encode_args' pieces), through the FFI functions.
+void escape_uri(const char* src, size_t len, int type, std::string* out) {
+  auto s = reinterpret_cast<const unsigned char*>(src);
+  size_t at = out->size();
+  out->resize(at + ngx_http_lua_ffi_uri_escaped_length(s, len, type));
+  ngx_http_lua_ffi_escape_uri(s, len, reinterpret_cast<unsigned char*>(&(*out)[at]), type);
 }
 
 int hex_value(unsigned char c) {
@@ -73,26 +84,13 @@ int hex_value(unsigned char c) {
   return -1;
 }
 
-// ngx_lua's unescaping: "%XX" decodes, '+' becomes a space, a '%' not followed by two
-// hex digits is kept as is.
+// Appends src[0, len) unescaped (ngx_http_lua_ffi_unescape_uri) to out.
 void unescape_uri(const char* src, size_t len, std::string* out) {
-  for (size_t i = 0; i < len; ++i) {
-    auto c = static_cast<unsigned char>(src[i]);
-    if (c == '%' && i + 2 < len) {
-      int hi = hex_value(static_cast<unsigned char>(src[i + 1]));
-      int lo = hex_value(static_cast<unsigned char>(src[i + 2]));
-      if (hi >= 0 && lo >= 0) {
-        out->push_back(static_cast<char>(hi * 16 + lo));
-        i += 2;
-        continue;
-      }
-      out->push_back('%');
-    } else if (c == '+') {
-      out->push_back(' ');
-    } else {
-      out->push_back(static_cast<char>(c));
-    }
-  }
+  size_t at = out->size();
+  out->resize(at + len);  // unescaping never lengthens
+  size_t n = ngx_http_lua_ffi_unescape_uri(reinterpret_cast<const unsigned char*>(src), len,
+                                           reinterpret_cast<unsigned char*>(&(*out)[at]));
+  out->resize(at + n);
 }
 
 int l_ngx_escape_uri(lua_State* L) {
@@ -110,45 +108,24 @@ int l_ngx_escape_uri(lua_State* L) {
     }
     type = static_cast<int>(t);
   }
-  // Per-type table of the bytes to escape, built once; nothing to escape (the common case
-  // for keys) returns the string itself, no copy.
-  static bool table[kEscMailAuth + 1][256];
-  static bool built = false;
-  if (!built) {
-    for (int t = kEscUri; t <= kEscMailAuth; ++t)
-      for (int c = 0; c < 256; ++c) table[t][c] = must_escape(t, static_cast<unsigned char>(c));
-    built = true;
-  }
-  const bool* esc = table[type];
-  size_t n = 0;
-  for (size_t i = 0; i < len; ++i) n += esc[static_cast<unsigned char>(s[i])];
-  if (n == 0) {
+  // nothing to escape (the common case for keys) returns the string itself, no copy
+  auto src = reinterpret_cast<const unsigned char*>(s);
+  size_t out_len = ngx_http_lua_ffi_uri_escaped_length(src, len, type);
+  if (out_len == len) {
     if (lua_type(L, 1) == LUA_TSTRING) lua_pushvalue(L, 1);
     else lua_pushlstring(L, s, len);
     return 1;
   }
-  // the result's size is known: one copy into a stack buffer (or one allocation)
-  static const char kHex[] = "0123456789ABCDEF";
-  size_t out_len = len + 2 * n;
-  char small[512];
+  // one copy into a stack buffer (or one allocation)
+  unsigned char small[512];
   std::string big;
-  char* out = small;
+  unsigned char* out = small;
   if (out_len > sizeof small) {
     big.resize(out_len);
-    out = &big[0];
+    out = reinterpret_cast<unsigned char*>(&big[0]);
   }
-  char* o = out;
-  for (size_t i = 0; i < len; ++i) {
-    auto c = static_cast<unsigned char>(s[i]);
-    if (esc[c]) {
-      *o++ = '%';
-      *o++ = kHex[c >> 4];
-      *o++ = kHex[c & 15];
-    } else {
-      *o++ = static_cast<char>(c);
-    }
-  }
-  lua_pushlstring(L, out, out_len);
+  ngx_http_lua_ffi_escape_uri(src, len, out, type);
+  lua_pushlstring(L, reinterpret_cast<const char*>(out), out_len);
   return 1;
 }
 
@@ -335,3 +312,53 @@ const luaL_Reg kUriFuncs[] = {
 void open_ngx_uri(lua_State* L, int ngx) { set_functions(L, ngx, kUriFuncs); }
 
 }  // namespace cosocket
+
+extern "C" {
+
+size_t ngx_http_lua_ffi_uri_escaped_length(const unsigned char* src, size_t len, int type) {
+  const bool* esc = cosocket::escape_table(type);
+  size_t n = 0;
+  for (size_t i = 0; i < len; ++i) n += esc[src[i]];
+  return len + 2 * n;
+}
+
+void ngx_http_lua_ffi_escape_uri(const unsigned char* src, size_t len, unsigned char* dst, int type) {
+  static const char kHex[] = "0123456789ABCDEF";
+  const bool* esc = cosocket::escape_table(type);
+  for (size_t i = 0; i < len; ++i) {
+    unsigned char c = src[i];
+    if (esc[c]) {
+      *dst++ = '%';
+      *dst++ = static_cast<unsigned char>(kHex[c >> 4]);
+      *dst++ = static_cast<unsigned char>(kHex[c & 15]);
+    } else {
+      *dst++ = c;
+    }
+  }
+}
+
+// ngx_lua's unescaping: "%XX" decodes, '+' becomes a space, a '%' not followed by two hex
+// digits is kept as is.
+size_t ngx_http_lua_ffi_unescape_uri(const unsigned char* src, size_t len, unsigned char* dst) {
+  unsigned char* d = dst;
+  for (size_t i = 0; i < len; ++i) {
+    unsigned char c = src[i];
+    if (c == '%' && i + 2 < len) {
+      int hi = cosocket::hex_value(src[i + 1]);
+      int lo = cosocket::hex_value(src[i + 2]);
+      if (hi >= 0 && lo >= 0) {
+        *d++ = static_cast<unsigned char>(hi * 16 + lo);
+        i += 2;
+        continue;
+      }
+      *d++ = '%';
+    } else if (c == '+') {
+      *d++ = ' ';
+    } else {
+      *d++ = c;
+    }
+  }
+  return static_cast<size_t>(d - dst);
+}
+
+}  // extern "C"
