@@ -231,3 +231,18 @@ ngx.say(ok3, " ", err3:match("^module 'core_no_such_module' not found:") ~= nil)
     out = lines(r.out)
     assert out[0].startswith("false ") and out[0].endswith("core_failing_module.lua:3: module top level failed"), out
     assert out[1:] == ["nil", "false true", "true true ran 1", "false true"]
+
+
+def test_resume_returns_exactly_the_values_given(run_lua_ok):
+    # recorded under resty-ref (resty-cli): a coroutine that returns nothing, after a
+    # cosocket call or not, makes resume return `true` alone
+    out = run_lua_ok(r'''
+local function n(...) return select("#", ...) end
+ngx.say(n(coroutine.resume(coroutine.create(function() ngx.sleep(0.01) end))))
+ngx.say(n(coroutine.resume(coroutine.create(function() end))))
+ngx.say(n(coroutine.resume(coroutine.create(function() return 1, nil end))))
+ngx.say(n(coroutine.resume(coroutine.create(function() coroutine.yield() end))))
+ngx.say(n(coroutine.resume(coroutine.create(function() ngx.sleep(0) coroutine.yield(nil, nil) end))))
+ngx.say(n(coroutine.wrap(function() ngx.sleep(0) end)()))
+''')
+    assert lines(out) == ["1", "1", "3", "1", "3", "0"]

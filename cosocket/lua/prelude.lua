@@ -13,11 +13,13 @@ local co_create, co_resume, co_yield, co_status, co_running, co_wrap =
 coroutine._create, coroutine._resume, coroutine._yield = co_create, co_resume, co_yield
 coroutine._wrap, coroutine._status, coroutine._running = co_wrap, co_status, co_running
 
-local function pass(co, ok, first, ...)
-    if ok and first == SENTINEL and co_status(co) == "suspended" then
+-- (varargs, not a `first` parameter: a coroutine that returns nothing makes resume return
+-- true alone, not true, nil)
+local function pass(co, ok, ...)
+    if ok and (...) == SENTINEL and co_status(co) == "suspended" then
         return pass(co, co_resume(co, co_yield(SENTINEL)))
     end
-    return ok, first, ...
+    return ok, ...
 end
 
 local function resume(co, ...)
@@ -59,6 +61,27 @@ coroutine.resume = resume
 coroutine.yield = yield
 coroutine.wrap = wrap
 coroutine.status = status
+
+-- lua-nginx-module's own versions, which lua-resty-core's resty.core.coroutine installs
+-- inside a request (everywhere on cosocket: every light thread has one)
+coroutine.__create, coroutine.__resume, coroutine.__yield = co_create, resume, yield
+coroutine.__status, coroutine.__wrap = status, wrap
+
+-- The raw yield, as lua-resty-core uses it: an ngx_http_lua_ffi_* function that cannot
+-- finish at once (a semaphore wait, a pipe read, ...) parks the light thread on the C side
+-- and returns FFI_AGAIN; the Lua side then calls coroutine._yield(), which in nginx returns
+-- to nginx's scheduler, and gets the values the waker passes. Here a parked thread yields
+-- the sentinel, which goes up through any enclosing user coroutine to the scheduler (see
+-- pass above); the waker's values come back down the same way.
+do
+    local ffi_waiting = C.ffi_waiting
+    coroutine._yield = function(...)
+        if ffi_waiting() then
+            return co_yield(SENTINEL)
+        end
+        return co_yield(...)
+    end
+end
 
 -- ngx.say/print keep their own buffer; io.write goes through C stdio: keep the two in
 -- the order the script wrote them.

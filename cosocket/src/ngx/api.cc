@@ -92,6 +92,15 @@ int l_is_light_thread(lua_State* L) {
   return 1;
 }
 
+// __cosocket.ffi_waiting(): whether the running light thread is parked on an operation that
+// an ngx_http_lua_ffi_* function started (which then returned NGX_AGAIN, FFI_AGAIN in Lua):
+// coroutine._yield then yields to the scheduler (prelude.lua).
+int l_ffi_waiting(lua_State* L) {
+  LuaThread* t = runtime().sched().current();
+  lua_pushboolean(L, t && t->state == ThreadState::waiting);
+  return 1;
+}
+
 // __cosocket.thread_status(co): OpenResty's view of a light thread ("running" while it
 // lives, even parked; "zombie" when it ended unwaited; "dead" when waited or killed);
 // nil for other coroutines.
@@ -243,6 +252,7 @@ void open_api(lua_State* L) {
   set_fn(L, "current", l_current);
   set_fn(L, "thread_status", l_thread_status);
   set_fn(L, "is_parked", l_is_parked);
+  set_fn(L, "ffi_waiting", l_ffi_waiting);
   set_fn(L, "traceback_handler", traceback_handler);
   set_fn(L, "exit", l_exit);
   set_fn(L, "ssl_server_context", l_ssl_server_context);

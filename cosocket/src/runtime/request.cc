@@ -16,6 +16,7 @@ uint32_t Requests::open() {
   Request& r = at(id);
   r = Request{};
   r.start = clock_now();
+  r.in_use = true;
   return id;
 }
 
@@ -31,6 +32,7 @@ void Requests::drop(uint32_t id) {
   Request& done = at(id);
   if (done.ctx_ref != LUA_NOREF) luaL_unref(L_, LUA_REGISTRYINDEX, done.ctx_ref);
   done.ctx_ref = LUA_NOREF;
+  done.in_use = false;
   free_.push_back(id);
 }
 

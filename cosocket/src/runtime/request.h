@@ -27,7 +27,22 @@ struct Request {
   int ctx_ref = LUA_NOREF;    // ngx.ctx, made on first use
   double start = 0;           // ngx.req.start_time(): when it began (seconds)
   Owned* owned = nullptr;     // what it releases when it ends
+  bool in_use = false;        // between open() and its end
 };
+
+// lua-resty-core's base.get_request() is OpenResty LuaJIT's thread.exdata(): every light
+// thread's coroutine carries its request as this opaque pointer (lua_setexdata; the
+// coroutines it creates inherit it), which the ngx_http_lua_ffi_* functions receive as their
+// `ngx_http_request_t *r`. Never dereferenced: the request's id, tagged so that a stray
+// pointer is not taken for one. nullptr for no request (resty.core then acts as in init).
+inline void* request_handle(uint32_t id) {
+  return id ? reinterpret_cast<void*>((static_cast<uintptr_t>(id) << 8) | 0x5a) : nullptr;
+}
+// The id behind a request_handle (0: none, or not a handle).
+inline uint32_t request_id(const void* r) {
+  auto v = reinterpret_cast<uintptr_t>(r);
+  return (v & 0xff) == 0x5a ? static_cast<uint32_t>(v >> 8) : 0;
+}
 
 class Requests {
  public:
@@ -41,6 +56,12 @@ class Requests {
   // One holder is done; the last one ends the request and frees what it kept.
   void drop(uint32_t id);
   Request& at(uint32_t id) { return slots_[id - 1]; }
+  // The request behind an FFI function's `r` (request_handle), nullptr if it is none or
+  // has ended.
+  Request* find(const void* r) {
+    uint32_t id = request_id(r);
+    return id && id <= slots_.size() && slots_[id - 1].in_use ? &slots_[id - 1] : nullptr;
+  }
   size_t live_requests() const { return slots_.size() - free_.size(); }
 
   // o now belongs to request id (0: to none), leaving the one it belonged to.

@@ -52,6 +52,7 @@ LuaThread* Scheduler::create(lua_State* L, int nargs, ThreadKind kind, uint64_t 
   if (!req) req = p && p->req ? p->req : reqs_.open();
   reqs_.hold(req);
   raw->req = req;
+  lua_setexdata(co, request_handle(req));  // base.get_request() (request.h)
   ++alive_;
   return raw;
 }
