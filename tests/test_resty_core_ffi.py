@@ -408,3 +408,100 @@ ngx.flush()
         p.wait()
     assert p.returncode == 0, err
     assert out.splitlines() == ["premature true exiting true"]
+
+
+# Every light thread and timer carries its request as thread.exdata (base.get_request()), so
+# resty.core.phase answers "timer" (0x0080) as under resty-cli, and resty.core.coroutine
+# installs lua-nginx-module's coroutine.__* (cosocket's yielding versions): cosocket calls
+# inside user coroutines still work. Recorded with resty-ref.
+PHASE_SCRIPT = r"""
+require "resty.core.phase"
+require "resty.core.coroutine"
+local base = require "resty.core.base"
+ngx.say("phase ", ngx.get_phase(), " raw ", ngx.get_raw_phase(base.get_request()))
+local t = ngx.thread.spawn(function() return ngx.get_phase() end)
+ngx.say("thread ", select(2, ngx.thread.wait(t)))
+local co = coroutine.create(function(a)
+    ngx.sleep(0.001)
+    local b = coroutine.yield(a + 1)
+    ngx.sleep(0.001)
+    return b * 2, ngx.get_phase()
+end)
+ngx.say("co ", select("#", coroutine.resume(co, 1)), " ", coroutine.status(co))
+ngx.say("co ", table.concat({tostring(select(2, coroutine.resume(co, 5)))}, ","), " ", coroutine.status(co))
+local w = coroutine.wrap(function() ngx.sleep(0.001) coroutine.yield("w1") return "w2" end)
+ngx.say("wrap ", w(), " ", w())
+ngx.timer.at(0, function(premature) ngx.say("timer ", ngx.get_phase(), " ", ngx.get_raw_phase(base.get_request())) end)
+"""
+
+PHASE_EXPECTED = """
+phase timer raw 128
+thread timer
+co 2 suspended
+co 10 dead
+wrap w1 w2
+timer timer 128
+"""
+
+
+def test_phase_and_coroutine(run_lua_ok):
+    out = run_lua_ok(PHASE_SCRIPT.lstrip("\n"))
+    assert out.splitlines() == PHASE_EXPECTED.strip("\n").splitlines()
+    probe = run_lua_ok(r"""
+require "resty.core.phase"
+require "resty.core.coroutine"
+for _, name in ipairs{"get_phase", "get_raw_phase"} do
+    ngx.say(name, " ", debug.getinfo(ngx[name], "S").what)
+end
+ngx.say(coroutine.resume == coroutine.__resume, coroutine.__yield ~= nil)
+""")
+    assert probe.splitlines() == ["get_phase Lua", "get_raw_phase Lua", "falsetrue"]
+
+
+PROCESS_SCRIPT = r"""
+local process = require "ngx.process"
+ngx.say("type ", process.type())
+ngx.say("master ", type(process.get_master_pid()), " ", process.get_master_pid() == ngx.worker.pid())
+ngx.say("agent ", process.enable_privileged_agent())
+ngx.say("agent2 ", process.enable_privileged_agent(-1))
+ngx.say("phase ", ngx.get_phase(), " raw ", ngx.get_raw_phase(require("resty.core.base").get_request()))
+ngx.say("sge ", type(process.signal_graceful_exit))
+"""
+
+
+def test_process(run_lua_ok):
+    # recorded with resty-ref: nginx there runs without a master (resty-cli's
+    # master_process off), as cosocket without -w
+    out = run_lua_ok(PROCESS_SCRIPT.lstrip("\n"))
+    assert out.splitlines() == [
+        "type single", "master number true",
+        "agent nilAPI disabled in the current context",
+        "agent2 nilAPI disabled in the current context",
+        "phase timer raw 128", "sge function"]
+
+
+def test_process_under_a_master(run_lua_ok):
+    # -w N: nginx's "worker" type, the master's pid (the worker's parent)
+    out = run_lua_ok(r"""
+local process = require "ngx.process"
+local ffi = require "ffi"
+ffi.cdef "int getppid(void);"
+ngx.say(process.type(), " ", process.get_master_pid() == ffi.C.getppid(),
+        " ", process.get_master_pid() ~= ngx.worker.pid())
+""", flags=["-w", "1"])
+    assert out.splitlines() == ["worker true true"]
+
+
+def test_process_signal_graceful_exit(run_lua_ok):
+    # as SIGTERM (test_worker_exiting): on the next turn the pending timer runs premature and
+    # the worker is exiting; the process ends when its threads have, status 0. resty-cli
+    # stops at once there (nginx's exit closes the timer that runs the script).
+    out = run_lua_ok(r"""
+local process = require "ngx.process"
+ngx.timer.at(10, function(p) ngx.say("timer premature ", p) end)
+process.signal_graceful_exit()
+ngx.say("after call ", ngx.worker.exiting())
+ngx.sleep(0.01)
+ngx.say("exiting ", ngx.worker.exiting())
+""")
+    assert out.splitlines() == ["after call false", "timer premature true", "exiting true"]

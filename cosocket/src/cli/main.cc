@@ -392,6 +392,7 @@ int main(int argc, char** argv) {
       cosocket::Config c = cfg;
       c.worker_id = id;
       c.worker_count = workers;
+      c.under_master = true;
       return run_script(c);
     });
   }

@@ -11,6 +11,7 @@
 #include "loop/clock.h"
 #include "ngx/api.h"
 #include "ngx/context.h"
+#include "ngx/process_ffi.h"
 #include "ngx/embedded_lua.h"
 #include "ngx/families.h"
 #include "ngx/package_path.h"
@@ -156,8 +157,16 @@ int l_timer_pending(lua_State* L) {
 
 // Every request here is request-less, as resty-cli runs a script: the main chunk, the
 // timers, the cosocket.listen handlers and their light threads are all in "timer".
+// The same function as resty.core.phase's (process.cc); outside any request (a __gc run by
+// the collector between threads), "init", as resty.core answers without a request.
 int l_get_phase(lua_State* L) {
-  lua_pushliteral(L, "timer");
+  char* err = nullptr;
+  void* r = request_handle(runtime().sched().current_request());
+  if (!r || ngx_http_lua_ffi_get_phase(r, &err) != kNgxLuaContextTimer) {
+    lua_pushliteral(L, "init");
+  } else {
+    lua_pushliteral(L, "timer");
+  }
   return 1;
 }
 

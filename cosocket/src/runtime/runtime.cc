@@ -190,7 +190,7 @@ void Runtime::on_signal_cb(int sig, short, void* arg) { static_cast<Runtime*>(ar
 
 void Runtime::on_grace_cb(int, short, void* arg) {
   auto* rt = static_cast<Runtime*>(arg);
-  rt->request_exit(128 + rt->signal_);
+  rt->request_exit(rt->signal_ ? 128 + rt->signal_ : 1);  // graceful_exit: threads left running
 }
 
 void Runtime::on_signal(int sig) {
@@ -199,9 +199,24 @@ void Runtime::on_signal(int sig) {
     request_exit(128 + sig);
     return;
   }
-  exiting_ = true;
   signal_ = sig;
-  log_message(kNotice, std::string("signal ") + std::to_string(sig) + " received, exiting");
+  begin_shutdown(std::string("signal ") + std::to_string(sig) + " received, exiting");
+}
+
+void Runtime::request_graceful_exit() {
+  if (exiting_ || graceful_) return;
+  graceful_ = make_timer(base_.get(), [](int, short, void* arg) {
+    auto* rt = static_cast<Runtime*>(arg);
+    clock_update();
+    if (!rt->exiting_) rt->begin_shutdown("gracefully shutting down");
+  }, this);
+  static const timeval zero{0, 0};
+  evtimer_add(graceful_.get(), &zero);
+}
+
+void Runtime::begin_shutdown(const std::string& why) {
+  exiting_ = true;
+  log_message(kNotice, why);
   timers_->fire_all_premature();
   // listening servers stop accepting (their running handlers carry on)
   std::vector<uint64_t> held;

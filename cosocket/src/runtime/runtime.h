@@ -53,6 +53,7 @@ struct Config {
   int max_connections = 1024;  // default per listening server
   int worker_id = 0;           // -w N: this worker's id (0..N-1) and N
   int worker_count = 1;
+  bool under_master = false;   // -w N: a worker forked by the master (ngx.process.type())
   int log_level = kNotice;
   // TLS: CA file for verification (empty: the system store), chain depth, and whether
   // sslhandshake verifies when the caller passes no ssl_verify (secure by default)
@@ -118,6 +119,9 @@ class Runtime {
   bool closing() const { return closing_; }
   // ngx.exit / os.exit: stop everything and leave with this status.
   void request_exit(int status);
+  // ngx.process.signal_graceful_exit(): the shutdown SIGTERM starts, on the next turn of
+  // the loop (the caller may be an FFI call, which must not run Lua)
+  void request_graceful_exit();
   bool exit_requested() const { return exit_requested_; }
   int exit_status() const { return exit_status_; }
 
@@ -136,6 +140,8 @@ class Runtime {
 
  private:
   void on_signal(int sig);
+  // timers fire as premature, servers stop accepting, the grace period starts
+  void begin_shutdown(const std::string& why);
   static void on_signal_cb(int sig, short, void* arg);
   static void on_grace_cb(int, short, void* arg);
 
@@ -147,6 +153,7 @@ class Runtime {
   std::vector<std::pair<const void*, std::unique_ptr<Extension>>> exts_;
   std::vector<EventPtr> signals_;
   EventPtr grace_{nullptr, event_free_fn};
+  EventPtr graceful_{nullptr, event_free_fn};  // request_graceful_exit's zero timer
   std::unique_ptr<Timers> timers_;
   std::unique_ptr<std::set<int>> fds_at_start_;  // COSOCKET_CHECK_LEAKS: the leak check at exit
   std::unordered_map<uint64_t, std::function<void()>> holds_;
