@@ -7,6 +7,7 @@ Each *_EXPECTED was recorded from /work/shared/tools/resty-ref (resty-cli on Deb
 ngx_lua 0.10.23 + lua-resty-core 0.1.25, where the modules are loaded already) running the
 same script. Error cases (wrong types) are part of each script.
 """
+import re
 import signal
 import subprocess
 
@@ -505,3 +506,88 @@ ngx.sleep(0.01)
 ngx.say("exiting ", ngx.worker.exiting())
 """)
     assert out.splitlines() == ["after call false", "timer premature true", "exiting true"]
+
+
+ERRLOG_SCRIPT = r"""
+local errlog = require "ngx.errlog"
+ngx.say("sys ", errlog.get_sys_filter_level())
+ngx.say("set ", errlog.set_filter_level(ngx.WARN))
+ngx.say("set nil ", errlog.set_filter_level())
+ngx.say("logs ", errlog.get_logs())
+ngx.say("raw ", pcall(errlog.raw_log, ngx.ERR, "hello raw"))
+ngx.say("raw bad ", pcall(errlog.raw_log, 99, "x"))
+ngx.say("raw bad ", pcall(errlog.raw_log, -1, "x"))
+ngx.say("raw bad ", pcall(errlog.raw_log, "x", "x"))
+ngx.say("raw bad ", pcall(errlog.raw_log, 1, 2))
+"""
+
+
+def test_errlog(cosocket_bin):
+    # Recorded with resty-ref, except two things: Debian's nginx lacks OpenResty's capture
+    # patch, so there set_filter_level and get_logs answer "missing the capture error log
+    # patch for nginx"; OpenResty's nginx without the lua_capture_error_log directive answers
+    # what cosocket does without --capture-error-log. And resty-cli's default log level is
+    # warn (5), cosocket's notice (6): --errlog-level warn gives resty-cli's.
+    for flags, sys in (([], "6"), (["--errlog-level", "warn"], "5")):
+        p = subprocess.run([cosocket_bin, *flags, "-e", ERRLOG_SCRIPT], capture_output=True,
+                           text=True, timeout=30)
+        assert p.returncode == 0, p.stderr
+        not_set = 'nildirective "lua_capture_error_log" is not set'
+        assert p.stdout.splitlines() == [
+            "sys " + sys, "set " + not_set, 'set nil nilmissing "level" argument',
+            "logs " + not_set, "raw true",
+            "raw bad falsebad log level", "raw bad falsebad log level",
+            "raw bad falsebad argument #1 to 'raw_log' (must be a number)",
+            "raw bad falsebad argument #2 to 'raw_log' (must be a string)"]
+        # raw_log: the message as it is, no "[lua] file:line:" prefix
+        assert re.fullmatch(r"\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[error\] \d+#0: hello raw\n",
+                            p.stderr), p.stderr
+
+
+CAPTURE_SCRIPT = r"""
+local errlog = require "ngx.errlog"
+ngx.say("set ", errlog.set_filter_level(99))
+ngx.say("empty ", #errlog.get_logs())
+ngx.log(ngx.ERR, "first")
+errlog.raw_log(ngx.WARN, "second raw")
+ngx.say("set ", errlog.set_filter_level(ngx.ERR))
+ngx.log(ngx.WARN, "not captured")
+ngx.log(ngx.ERR, "third")
+ngx.log(ngx.INFO, "below the log level: not logged, not captured")
+local function show(logs)
+    for i = 1, #logs, 3 do
+        local line = logs[i + 2]
+        ngx.say(logs[i], " ", math.abs(logs[i + 1] - ngx.now()) < 5, " ",
+                line:match("^%d+/%d+/%d+ %d+:%d+:%d+ %[%a+%] %d+#0: (.*)$"))
+    end
+end
+local logs = errlog.get_logs(2)
+ngx.say("n ", #logs)
+show(logs)
+show(errlog.get_logs())
+ngx.say("again ", #errlog.get_logs())
+-- the buffer keeps the newest lines within its size (4k here)
+errlog.set_filter_level(ngx.DEBUG)
+for i = 1, 200 do ngx.log(ngx.ERR, ("%03d "):format(i), ("x"):rep(60)) end
+local all = errlog.get_logs(1000)
+local text = 0
+for i = 3, #all, 3 do text = text + #all[i] end
+ngx.say("kept ", #all / 3 < 200, " ", text <= 4096, " ", text > 3000, " last ",
+        all[#all]:match("(%d%d%d) x+$"))
+"""
+
+
+def test_errlog_capture(cosocket_bin):
+    # --capture-error-log: OpenResty's lua_capture_error_log (as its t/ tests use it)
+    p = subprocess.run([cosocket_bin, "--capture-error-log", "4k", "-e", CAPTURE_SCRIPT],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == [
+        "set nilbad log level: 99", "empty 0", "set true", "n 6",
+        "4 true [lua] (command line):5: first", "5 true second raw",
+        "4 true [lua] (command line):9: third", "again 0",
+        "kept true true true last 200"]
+    assert "not captured" in p.stderr  # still logged
+    bad = subprocess.run([cosocket_bin, "--capture-error-log", "1k", "-e", ""],
+                         capture_output=True, text=True, timeout=30)
+    assert bad.returncode != 0 and "--capture-error-log needs a size" in bad.stderr

@@ -68,6 +68,8 @@ const char* const kUsage =
     "  --ssl-verify on|off     whether sslhandshake verifies when the caller passes no\n"
     "                          ssl_verify argument (on: secure by default)\n"
     "  --max-connections N     default live connections per listening server (1024)\n"
+    "  --capture-error-log SIZE  keep the last SIZE bytes (12k, 1m, ...) of the error log for\n"
+    "                          ngx.errlog.get_logs (nginx's lua_capture_error_log)\n"
     "  --shdict 'NAME SIZE'    a shared dict, ngx.shared.NAME, of SIZE bytes (12k, 10m, ...),\n"
     "                          shared by the -w workers (repeatable)\n"
     "  -w, --workers N         run N worker processes (each its own loop and Lua state; a master\n"
@@ -90,6 +92,23 @@ bool parse_int(const char* s, int& out) {
   long v = strtol(s, &end, 10);
   if (!*s || *end || v < 0 || v > 2147483647L) return false;
   out = static_cast<int>(v);
+  return true;
+}
+
+// nginx's size syntax for lua_capture_error_log: N, Nk, Nm or Ng; at least 4k (nginx's
+// minimum for the directive), at most 1g
+bool parse_log_capture_size(const std::string& s, size_t* out) {
+  char* end = nullptr;
+  unsigned long long v = strtoull(s.c_str(), &end, 10);
+  if (s.empty() || end == s.c_str() || s[0] == '-') return false;
+  std::string unit(end);
+  unsigned long long mul = unit.empty() ? 1 : unit == "k" || unit == "K" ? 1024ULL
+                         : unit == "m" || unit == "M" ? 1024ULL * 1024
+                         : unit == "g" || unit == "G" ? 1024ULL * 1024 * 1024 : 0;
+  if (mul == 0 || v > (1ULL << 30) / mul) return false;
+  v *= mul;
+  if (v < 4096) return false;
+  *out = static_cast<size_t>(v);
   return true;
 }
 
@@ -281,6 +300,12 @@ int main(int argc, char** argv) {
       std::string v;
       if (!next(v) || (v != "on" && v != "off")) return die("--ssl-verify takes on or off");
       cfg.ssl_verify_default = v == "on";
+    } else if (a == "--capture-error-log") {
+      std::string v;
+      size_t bytes = 0;
+      if (!next(v) || !parse_log_capture_size(v, &bytes))
+        return die("--capture-error-log needs a size (4k..1g: 32k, 1m, ...)");
+      cosocket::set_log_capture(bytes);
     } else if (a == "--shdict") {
       std::string v, err;
       cosocket::ShdictSpec spec;

@@ -105,9 +105,7 @@ int l_ngx_log(lua_State* L) {
   std::string line(head);
   line.append(where);
   line.append(msg, msg_len);
-  line.push_back('\n');
-  flush_stdout();  // keep stdout and stderr in the order the script produced them
-  write_all(STDERR_FILENO, line.data(), line.size());
+  emit_log_line(level, std::move(line));  // after stdout, in the order the script wrote them
   return 0;
 }
 
