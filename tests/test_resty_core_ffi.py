@@ -591,3 +591,15 @@ def test_errlog_capture(cosocket_bin):
     bad = subprocess.run([cosocket_bin, "--capture-error-log", "1k", "-e", ""],
                          capture_output=True, text=True, timeout=30)
     assert bad.returncode != 0 and "--capture-error-log needs a size" in bad.stderr
+
+
+def test_utils_str_replace_char(run_lua_ok):
+    # recorded with resty-ref
+    out = run_lua_ok(r'''
+local utils = require "resty.core.utils"
+ngx.say(utils.str_replace_char("a-b-c", "-", "_"), " ", utils.str_replace_char("abc", "-", "_"), " ",
+        utils.str_replace_char("", "-", "_"), " ", #utils.str_replace_char("x\0y\0", "\0", "z"), " ",
+        utils.str_replace_char("x\0y\0", "\0", "z"), " ",
+        utils.str_replace_char(("ab"):rep(3000), "a", "b") == ("bb"):rep(3000))
+''')
+    assert out == "a_b_c abc  4 xzyz true\n"

@@ -125,4 +125,10 @@ unsigned int ngx_http_lua_ffi_crc32_long(const unsigned char* src, size_t len) {
   return cosocket::crc32(src, len);
 }
 
+void ngx_http_lua_ffi_str_replace_char(unsigned char* buf, size_t len, const unsigned char find,
+                                       const unsigned char replace) {
+  for (size_t i = 0; i < len; ++i)
+    if (buf[i] == find) buf[i] = replace;
+}
+
 }  // extern "C"

@@ -50,6 +50,12 @@ int ngx_http_lua_ffi_sha1_bin(const unsigned char* src, size_t len, unsigned cha
 unsigned int ngx_http_lua_ffi_crc32_short(const unsigned char* src, size_t len);
 unsigned int ngx_http_lua_ffi_crc32_long(const unsigned char* src, size_t len);
 
+// --- resty.core.utils (codec.cc; lua-nginx-module's ngx_http_lua_util.c) ---
+
+// replaces every byte `find` of buf[0, len) with `replace`, in place
+void ngx_http_lua_ffi_str_replace_char(unsigned char* buf, size_t len, const unsigned char find,
+                                       const unsigned char replace);
+
 }  // extern "C"
 
 #endif  // COSOCKET_NGX_STRING_FFI_H_
